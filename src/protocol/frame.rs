@@ -1,0 +1,111 @@
+//! The frame codec: a tag byte and a big-endian u32 length that counts itself, checked before
+//! any body byte is trusted.
+//!
+//! <https://www.postgresql.org/docs/current/protocol-overview.html#PROTOCOL-MESSAGE-CONCEPTS>
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// One complete message: its tag and the whole original frame (tag, length and body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub tag: u8,
+    /// The original bytes, tag included. This is what gets forwarded.
+    pub bytes: Bytes,
+}
+
+impl Frame {
+    /// The body: everything after the 5-byte header.
+    pub fn body(&self) -> &[u8] {
+        &self.bytes[5..]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("invalid message length {len} for message type {tag:?} (minimum is 4)")]
+    TooShort { tag: char, len: u32 },
+    #[error("message of type {tag:?} is {len} bytes, larger than the limit of {limit} bytes")]
+    TooLarge { tag: char, len: u32, limit: usize },
+}
+
+/// The size of a frame header: tag byte plus u32 length.
+pub const HEADER_LEN: usize = 5;
+
+/// Takes one complete frame off the front of `buf`, if one is there.
+///
+/// Returns `Ok(None)` when more bytes are needed. On error the buffer is left as it was; the
+/// connection cannot be resynchronised and must be closed.
+pub fn try_take(buf: &mut BytesMut, limit: usize) -> Result<Option<Frame>, FrameError> {
+    let Some(total) = peek_len(buf, limit)? else {
+        return Ok(None);
+    };
+    if buf.len() < total {
+        // Reserve for the rest of this frame so the next read fills it in one go.
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    let tag = buf[0];
+    Ok(Some(Frame { tag, bytes: buf.split_to(total).freeze() }))
+}
+
+/// The total length (header included) of the frame at the front of `buf`, once its header is
+/// there.
+pub fn peek_len(buf: &[u8], limit: usize) -> Result<Option<usize>, FrameError> {
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let tag = buf[0];
+    let len = (&buf[1..5]).get_u32();
+    if len < 4 {
+        return Err(FrameError::TooShort { tag: tag as char, len });
+    }
+    if len as usize > limit {
+        return Err(FrameError::TooLarge { tag: tag as char, len, limit });
+    }
+    Ok(Some(len as usize + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn try_take_complete_frame_returns_original_bytes() {
+        let mut buf = BytesMut::from(&b"Q\0\0\0\x0bselect\0Z"[..]);
+        let frame = try_take(&mut buf, 1024).unwrap().unwrap();
+        assert_eq!(frame.tag, b'Q');
+        assert_eq!(&frame.bytes[..], b"Q\0\0\0\x0bselect\0");
+        assert_eq!(frame.body(), b"select\0");
+        assert_eq!(&buf[..], b"Z");
+    }
+
+    #[test]
+    fn try_take_partial_frame_waits_for_more() {
+        for cut in 0..11 {
+            let mut buf = BytesMut::from(&b"Q\0\0\0\x0bselect\0"[..cut]);
+            assert_eq!(try_take(&mut buf, 1024).unwrap(), None, "cut at {cut}");
+            assert_eq!(buf.len(), cut);
+        }
+    }
+
+    #[test]
+    fn try_take_length_below_four_is_an_error() {
+        let mut buf = BytesMut::from(&b"Q\0\0\0\x03"[..]);
+        assert_eq!(try_take(&mut buf, 1024), Err(FrameError::TooShort { tag: 'Q', len: 3 }));
+    }
+
+    #[test]
+    fn try_take_absurd_length_is_an_error_before_allocating() {
+        let mut buf = BytesMut::from(&b"Q\x7f\xff\xff\xff"[..]);
+        assert!(matches!(try_take(&mut buf, 1 << 20), Err(FrameError::TooLarge { .. })));
+        assert!(buf.capacity() < 1 << 20);
+    }
+
+    #[test]
+    fn try_take_empty_body_is_a_frame() {
+        let mut buf = BytesMut::from(&b"S\0\0\0\x04"[..]);
+        let frame = try_take(&mut buf, 1024).unwrap().unwrap();
+        assert_eq!(frame.tag, b'S');
+        assert!(frame.body().is_empty());
+    }
+}

@@ -1,0 +1,1 @@
+//! Upstream connections: the connector, and the two lanes.

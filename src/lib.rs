@@ -17,7 +17,9 @@
 
 pub mod admin;
 pub mod app;
+pub mod cancel;
 pub mod config;
+pub mod context;
 pub mod listener;
 pub mod metrics;
 pub mod net;
@@ -26,4 +28,5 @@ pub mod protocol;
 pub mod route;
 pub mod session;
 pub mod startup;
+pub mod tls;
 pub mod upstream;

@@ -33,7 +33,11 @@ impl Stream {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -43,7 +47,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -105,4 +113,95 @@ pub fn configure_upstream_socket(tcp: &TcpStream) -> io::Result<()> {
 /// Options for a client socket.
 pub fn configure_client_socket(tcp: &TcpStream) -> io::Result<()> {
     tcp.set_nodelay(true)
+}
+
+/// A stream with its read and write buffers: the unit the session's event loop polls.
+///
+/// Reads fill `rbuf`; frames are taken off its front. Writes are appended to `wbuf` and drained
+/// by [`Conn::poll_drain`], so one task can read and write both sides of a proxy without ever
+/// blocking on one side while the other waits (the classic proxy deadlock when both socket
+/// buffers fill).
+pub struct Conn {
+    pub io: Stream,
+    pub rbuf: bytes::BytesMut,
+    pub wbuf: bytes::BytesMut,
+}
+
+/// Read in chunks of this size; a frame larger than this reserves exactly what it needs.
+const READ_CHUNK: usize = 8 * 1024;
+
+impl Conn {
+    pub fn new(io: Stream, rbuf: bytes::BytesMut) -> Conn {
+        Conn {
+            io,
+            rbuf,
+            wbuf: bytes::BytesMut::new(),
+        }
+    }
+
+    /// Reads whatever is available into `rbuf`. `Ok(0)` is end of stream.
+    pub fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf)
+    }
+
+    /// Writes out `wbuf` and flushes. `Ready(Ok(()))` once everything is written.
+    pub fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        use bytes::Buf;
+        while !self.wbuf.is_empty() {
+            match Pin::new(&mut self.io).poll_write(cx, &self.wbuf) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => self.wbuf.advance(n),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // A TLS stream may hold encrypted bytes after poll_write; plain TCP flush is a no-op.
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Writes out `wbuf` completely.
+    pub async fn drain(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_drain(cx)).await
+    }
+
+    /// Reads until one whole frame is buffered, then takes it. `Ok(None)` is a clean EOF
+    /// between frames.
+    pub async fn read_frame(&mut self, limit: usize) -> io::Result<Option<crate::protocol::Frame>> {
+        loop {
+            match crate::protocol::frame::try_take(&mut self.rbuf, limit) {
+                Ok(Some(frame)) => return Ok(Some(frame)),
+                Ok(None) => {}
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+            let n = std::future::poll_fn(|cx| self.poll_fill(cx)).await?;
+            if n == 0 {
+                return if self.rbuf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(io::ErrorKind::UnexpectedEof.into())
+                };
+            }
+        }
+    }
+
+    /// Frees buffer memory while the connection is idle, so that an idle client costs little.
+    pub fn shrink_idle(&mut self) {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > READ_CHUNK {
+            self.rbuf = bytes::BytesMut::new();
+        }
+        if self.wbuf.is_empty() && self.wbuf.capacity() > READ_CHUNK {
+            self.wbuf = bytes::BytesMut::new();
+        }
+    }
+}
+
+impl Conn {
+    /// Shuts down the write side (TLS close_notify, then FIN).
+    pub async fn io_shutdown(&mut self) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.io.shutdown().await
+    }
 }

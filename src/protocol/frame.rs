@@ -45,7 +45,10 @@ pub fn try_take(buf: &mut BytesMut, limit: usize) -> Result<Option<Frame>, Frame
         return Ok(None);
     }
     let tag = buf[0];
-    Ok(Some(Frame { tag, bytes: buf.split_to(total).freeze() }))
+    Ok(Some(Frame {
+        tag,
+        bytes: buf.split_to(total).freeze(),
+    }))
 }
 
 /// The total length (header included) of the frame at the front of `buf`, once its header is
@@ -57,10 +60,17 @@ pub fn peek_len(buf: &[u8], limit: usize) -> Result<Option<usize>, FrameError> {
     let tag = buf[0];
     let len = (&buf[1..5]).get_u32();
     if len < 4 {
-        return Err(FrameError::TooShort { tag: tag as char, len });
+        return Err(FrameError::TooShort {
+            tag: tag as char,
+            len,
+        });
     }
     if len as usize > limit {
-        return Err(FrameError::TooLarge { tag: tag as char, len, limit });
+        return Err(FrameError::TooLarge {
+            tag: tag as char,
+            len,
+            limit,
+        });
     }
     Ok(Some(len as usize + 1))
 }
@@ -91,13 +101,19 @@ mod tests {
     #[test]
     fn try_take_length_below_four_is_an_error() {
         let mut buf = BytesMut::from(&b"Q\0\0\0\x03"[..]);
-        assert_eq!(try_take(&mut buf, 1024), Err(FrameError::TooShort { tag: 'Q', len: 3 }));
+        assert_eq!(
+            try_take(&mut buf, 1024),
+            Err(FrameError::TooShort { tag: 'Q', len: 3 })
+        );
     }
 
     #[test]
     fn try_take_absurd_length_is_an_error_before_allocating() {
         let mut buf = BytesMut::from(&b"Q\x7f\xff\xff\xff"[..]);
-        assert!(matches!(try_take(&mut buf, 1 << 20), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            try_take(&mut buf, 1 << 20),
+            Err(FrameError::TooLarge { .. })
+        ));
         assert!(buf.capacity() < 1 << 20);
     }
 

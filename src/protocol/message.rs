@@ -285,8 +285,14 @@ mod tests {
         let renamed = parse_renamed(body(&original), b"").unwrap();
         let (name, sql) = parse_message(body(&renamed)).unwrap();
         assert_eq!((name, sql), (&b""[..], &b"select $1"[..]));
-        assert_eq!(&renamed[renamed.len() - 6..], &original[original.len() - 6..]);
-        assert_eq!(u32::from_be_bytes(renamed[1..5].try_into().unwrap()) as usize, renamed.len() - 1);
+        assert_eq!(
+            &renamed[renamed.len() - 6..],
+            &original[original.len() - 6..]
+        );
+        assert_eq!(
+            u32::from_be_bytes(renamed[1..5].try_into().unwrap()) as usize,
+            renamed.len() - 1
+        );
     }
 
     #[test]
@@ -297,7 +303,10 @@ mod tests {
             b.put_slice(b"\0\0\0\x01\0\0\0\x011\0\0");
         });
         let renamed = bind_renamed(body(&original), b"").unwrap();
-        assert_eq!(bind_names(body(&renamed)).unwrap(), (&b"portal"[..], &b""[..]));
+        assert_eq!(
+            bind_names(body(&renamed)).unwrap(),
+            (&b"portal"[..], &b""[..])
+        );
         assert!(renamed.ends_with(b"\0\0\0\x01\0\0\0\x011\0\0"));
     }
 

@@ -1,0 +1,27 @@
+//! The context every connection task gets: configuration and shared handles, passed down as
+//! one value instead of many arguments.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cancel::CancelRegistry;
+use crate::config::Config;
+use crate::route::detect::Detector;
+use crate::startup::ScramVerifier;
+use crate::upstream::LaneTarget;
+use crate::upstream::direct::DirectPool;
+
+pub struct Ctx {
+    pub config: Arc<Config>,
+    pub detector: Detector,
+    pub pooler: Arc<LaneTarget>,
+    pub direct: Arc<DirectPool>,
+    pub cancels: Arc<CancelRegistry>,
+    pub client_tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The client SCRAM verifier; `None` with `--client-auth trust`.
+    pub scram: Option<ScramVerifier>,
+    /// Cancelled when the drain deadline passes: each session closes with `57P01` at its next
+    /// idle moment.
+    pub terminate: CancellationToken,
+}

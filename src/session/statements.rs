@@ -1,0 +1,191 @@
+//! The client's prepared statements, remembered so that they work on upstreams that are not
+//! the client's own session.
+//!
+//! A transaction pooler may hand each transaction a different server, and a shared direct
+//! connection is used by many clients, so a name the client prepared may not exist on the
+//! server that runs its next `Bind`. lockroute keeps every `Parse` by name and, toward such a
+//! "virtual" upstream, sends statements unnamed: `Parse("")` then `Bind("")`, re-sending the
+//! `Parse` whenever the server's unnamed slot holds something else. The `ParseComplete` of an
+//! injected `Parse` is swallowed ([`crate::upstream::inflight`]). A `Close` of a named
+//! statement is forwarded as it is: on a virtual upstream the name never exists server-side,
+//! and closing a missing statement is not an error in Postgres.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::time::Instant;
+
+use crate::protocol::Frame;
+use crate::protocol::message::{
+    bind_names, bind_renamed, parse_message, parse_renamed, target, target_frame,
+};
+use crate::upstream::inflight::InFlight;
+
+/// One statement as the client prepared it.
+#[derive(Debug)]
+pub struct Statement {
+    /// Unique within the client; identifies what a server's unnamed slot holds.
+    pub id: u64,
+    /// The original `Parse` body.
+    body: Bytes,
+    sql: std::ops::Range<usize>,
+}
+
+impl Statement {
+    pub fn sql(&self) -> &[u8] {
+        &self.body[self.sql.clone()]
+    }
+}
+
+/// The client's statements: named ones, and its current unnamed one.
+#[derive(Debug, Default)]
+pub struct Statements {
+    named: HashMap<Bytes, Arc<Statement>>,
+    unnamed: Option<Arc<Statement>>,
+    next_id: u64,
+}
+
+/// The parts of an upstream that forwarding touches.
+pub struct Outbound<'a> {
+    pub wbuf: &'a mut BytesMut,
+    pub inflight: &'a mut InFlight,
+    /// The client statement the server's unnamed slot holds, if lockroute knows.
+    pub unnamed_slot: &'a mut Option<u64>,
+    /// Whether names must be virtualised (pooler and shared direct) or passed through (a
+    /// dedicated session connection).
+    pub virtualize: bool,
+    /// When the current unit started, for the request duration histogram.
+    pub started: Instant,
+}
+
+impl Statements {
+    /// The statement a name refers to; `""` is the unnamed statement.
+    pub fn resolve(&self, name: &[u8]) -> Option<&Arc<Statement>> {
+        if name.is_empty() {
+            self.unnamed.as_ref()
+        } else {
+            self.named.get(name)
+        }
+    }
+
+    /// The SQL text a unit's first message carries or refers to, for detection.
+    pub fn sql_of<'a>(&'a self, frame: &'a Frame) -> Option<&'a [u8]> {
+        let body = frame.body();
+        match frame.tag {
+            b'Q' => crate::protocol::message::query_text(body),
+            b'P' => parse_message(body).map(|(_, sql)| sql),
+            b'B' => bind_names(body)
+                .and_then(|(_, stmt)| self.resolve(stmt))
+                .map(|s| s.sql()),
+            b'D' => match target(body) {
+                Some((b'S', name)) => self.resolve(name).map(|s| s.sql()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Remembers a `Parse`. Returns the new statement, or `None` for a malformed body.
+    pub fn record_parse(&mut self, body: &Bytes) -> Option<Arc<Statement>> {
+        let (name, sql) = parse_message(body)?;
+        let start = sql.as_ptr() as usize - body.as_ptr() as usize;
+        self.next_id += 1;
+        let stmt = Arc::new(Statement {
+            id: self.next_id,
+            body: body.clone(),
+            sql: start..start + sql.len(),
+        });
+        if name.is_empty() {
+            self.unnamed = Some(stmt.clone());
+        } else {
+            self.named
+                .insert(Bytes::copy_from_slice(name), stmt.clone());
+        }
+        Some(stmt)
+    }
+
+    /// Forgets a statement the client closed.
+    pub fn close(&mut self, name: &[u8]) {
+        if name.is_empty() {
+            self.unnamed = None;
+        } else {
+            self.named.remove(name);
+        }
+    }
+
+    /// Appends what to send upstream for one client frame, and records what the upstream will
+    /// owe for it.
+    pub fn forward(&mut self, frame: &Frame, mut out: Outbound<'_>) {
+        let body = frame.bytes.slice(5..);
+        match frame.tag {
+            b'P' => {
+                let stmt = self.record_parse(&body);
+                match (&stmt, out.virtualize) {
+                    (Some(stmt), true) => {
+                        let renamed = parse_renamed(&body, b"").expect("parsed above");
+                        out.wbuf.put_slice(&renamed);
+                        *out.unnamed_slot = Some(stmt.id);
+                    }
+                    _ => out.wbuf.put_slice(&frame.bytes),
+                }
+                out.inflight.push_parse(false);
+            }
+            b'B' if out.virtualize => {
+                let Some((_, name)) = bind_names(&body) else {
+                    return out.wbuf.put_slice(&frame.bytes);
+                };
+                match self.resolve(name).cloned() {
+                    Some(stmt) => {
+                        ensure_in_slot(&stmt, &mut out);
+                        out.wbuf
+                            .put_slice(&bind_renamed(&body, b"").expect("parsed above"));
+                    }
+                    // Unknown: let the server answer 26000 for it.
+                    None => out.wbuf.put_slice(&frame.bytes),
+                }
+            }
+            b'D' if out.virtualize => match target(&body) {
+                Some((b'S', name)) => match self.resolve(name).cloned() {
+                    Some(stmt) => {
+                        ensure_in_slot(&stmt, &mut out);
+                        out.wbuf.put_slice(&target_frame(b'D', b'S', b""));
+                    }
+                    None => out.wbuf.put_slice(&frame.bytes),
+                },
+                _ => out.wbuf.put_slice(&frame.bytes),
+            },
+            b'C' => {
+                if let Some((b'S', name)) = target(&body) {
+                    self.close(name);
+                    if name.is_empty() {
+                        *out.unnamed_slot = None;
+                    }
+                }
+                out.wbuf.put_slice(&frame.bytes);
+            }
+            b'Q' | b'F' => {
+                // A simple Query destroys the unnamed statement.
+                *out.unnamed_slot = None;
+                out.wbuf.put_slice(&frame.bytes);
+                out.inflight.push_simple(out.started);
+            }
+            b'S' => {
+                out.wbuf.put_slice(&frame.bytes);
+                out.inflight.push_sync(out.started);
+            }
+            _ => out.wbuf.put_slice(&frame.bytes),
+        }
+    }
+}
+
+/// Re-sends a statement's `Parse` unnamed unless the server's unnamed slot already holds it.
+fn ensure_in_slot(stmt: &Statement, out: &mut Outbound<'_>) {
+    if *out.unnamed_slot == Some(stmt.id) {
+        return;
+    }
+    out.wbuf
+        .put_slice(&parse_renamed(&stmt.body, b"").expect("recorded Parse bodies are well-formed"));
+    out.inflight.push_parse(true);
+    *out.unnamed_slot = Some(stmt.id);
+}

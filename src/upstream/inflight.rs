@@ -1,0 +1,221 @@
+//! What an upstream still owes: the replies to messages already forwarded, in order.
+//!
+//! Only three things need tracking to relay replies correctly:
+//! - each `Parse`, so that the `ParseComplete` of a `Parse` lockroute injected itself (to
+//!   re-prepare a statement on a pooler server) is swallowed and the client's own are kept;
+//! - each `Sync`, `Query` and `FunctionCall`, which each end in exactly one `ReadyForQuery`:
+//!   their count is the number of units still outstanding on the upstream;
+//! - after an `ErrorResponse` in the extended protocol the server skips every message up to
+//!   the next `Sync`, so the `Parse` entries before that `Sync` will never be answered.
+//!
+//! <https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY>
+
+use std::collections::VecDeque;
+
+use tokio::time::Instant;
+
+use crate::protocol::TxStatus;
+use crate::protocol::message::ready_status;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    /// A `Parse`; `swallow` when lockroute injected it and the client did not ask for it.
+    Parse { swallow: bool },
+    /// A `Sync`: ends an extended-protocol batch. Carries the unit's start time.
+    Sync { started: Instant },
+    /// A `Query` or `FunctionCall`: ends in its own `ReadyForQuery`.
+    Simple { started: Instant },
+}
+
+/// What to do with one backend message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// Relay it to the client.
+    Forward,
+    /// Drop it: it answers a message the client never sent.
+    Swallow,
+    /// A `ReadyForQuery`: relay it; one unit is complete.
+    UnitDone {
+        status: TxStatus,
+        started: Option<Instant>,
+    },
+}
+
+/// The replies an upstream still owes, in request order.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    queue: VecDeque<Pending>,
+    units: usize,
+}
+
+impl InFlight {
+    pub fn push_parse(&mut self, swallow: bool) {
+        self.queue.push_back(Pending::Parse { swallow });
+    }
+
+    pub fn push_sync(&mut self, started: Instant) {
+        self.queue.push_back(Pending::Sync { started });
+        self.units += 1;
+    }
+
+    pub fn push_simple(&mut self, started: Instant) {
+        self.queue.push_back(Pending::Simple { started });
+        self.units += 1;
+    }
+
+    /// Units sent whose `ReadyForQuery` has not come back.
+    pub fn outstanding(&self) -> usize {
+        self.units
+    }
+
+    /// Nothing at all is owed: no unit, and no `Parse` of an unfinished batch.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Forgets everything owed: the upstream is gone.
+    pub fn clear(&mut self) -> usize {
+        let units = self.units;
+        self.queue.clear();
+        self.units = 0;
+        units
+    }
+
+    /// Classifies one backend message by its tag and body.
+    pub fn on_backend(&mut self, tag: u8, body: &[u8]) -> Reply {
+        match tag {
+            b'1' => match self.queue.front() {
+                Some(Pending::Parse { swallow }) => {
+                    let swallow = *swallow;
+                    self.queue.pop_front();
+                    if swallow {
+                        Reply::Swallow
+                    } else {
+                        Reply::Forward
+                    }
+                }
+                _ => Reply::Forward,
+            },
+            b'E' => {
+                if !matches!(self.queue.front(), Some(Pending::Simple { .. })) {
+                    // Extended protocol: the server now skips to the next Sync.
+                    while let Some(Pending::Parse { .. }) = self.queue.front() {
+                        self.queue.pop_front();
+                    }
+                }
+                Reply::Forward
+            }
+            b'Z' => {
+                let status = ready_status(body).unwrap_or(TxStatus::Idle);
+                let mut started = None;
+                while let Some(entry) = self.queue.pop_front() {
+                    match entry {
+                        Pending::Parse { .. } => continue,
+                        Pending::Sync { started: s } | Pending::Simple { started: s } => {
+                            self.units -= 1;
+                            started = Some(s);
+                            break;
+                        }
+                    }
+                }
+                Reply::UnitDone { status, started }
+            }
+            _ => Reply::Forward,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    fn injected_parse_complete_is_swallowed_and_clients_kept() {
+        let mut f = InFlight::default();
+        f.push_parse(true);
+        f.push_parse(false);
+        f.push_sync(now());
+        assert_eq!(f.on_backend(b'1', b""), Reply::Swallow);
+        assert_eq!(f.on_backend(b'1', b""), Reply::Forward);
+        assert_eq!(f.on_backend(b'2', b""), Reply::Forward);
+        assert!(matches!(
+            f.on_backend(b'Z', b"I"),
+            Reply::UnitDone {
+                status: TxStatus::Idle,
+                ..
+            }
+        ));
+        assert!(f.is_empty());
+        assert_eq!(f.outstanding(), 0);
+    }
+
+    #[test]
+    fn error_in_batch_skips_parses_up_to_sync() {
+        let mut f = InFlight::default();
+        f.push_parse(false);
+        f.push_parse(true);
+        f.push_sync(now());
+        f.push_parse(true);
+        f.push_sync(now());
+        assert_eq!(f.on_backend(b'E', b""), Reply::Forward);
+        assert!(matches!(f.on_backend(b'Z', b"I"), Reply::UnitDone { .. }));
+        // The next batch is unaffected: its injected ParseComplete is still swallowed.
+        assert_eq!(f.on_backend(b'1', b""), Reply::Swallow);
+        assert!(matches!(
+            f.on_backend(b'Z', b"T"),
+            Reply::UnitDone {
+                status: TxStatus::InTransaction,
+                ..
+            }
+        ));
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn error_in_simple_query_keeps_later_batches() {
+        let mut f = InFlight::default();
+        f.push_simple(now());
+        f.push_parse(true);
+        f.push_sync(now());
+        assert_eq!(f.outstanding(), 2);
+        assert_eq!(f.on_backend(b'E', b""), Reply::Forward);
+        assert!(matches!(f.on_backend(b'Z', b"I"), Reply::UnitDone { .. }));
+        assert_eq!(f.on_backend(b'1', b""), Reply::Swallow);
+        assert_eq!(f.outstanding(), 1);
+    }
+
+    #[test]
+    fn flush_without_sync_leaves_no_unit_but_is_not_empty() {
+        let mut f = InFlight::default();
+        f.push_parse(false);
+        assert_eq!(f.outstanding(), 0);
+        assert!(!f.is_empty());
+        assert_eq!(f.on_backend(b'1', b""), Reply::Forward);
+        assert_eq!(f.on_backend(b't', b""), Reply::Forward);
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn async_messages_are_forwarded_without_changing_state() {
+        let mut f = InFlight::default();
+        f.push_sync(now());
+        for tag in [b'N', b'S', b'A', b'D', b'C'] {
+            assert_eq!(f.on_backend(tag, b""), Reply::Forward);
+        }
+        assert_eq!(f.outstanding(), 1);
+    }
+
+    #[test]
+    fn clear_returns_outstanding_units() {
+        let mut f = InFlight::default();
+        f.push_simple(now());
+        f.push_parse(false);
+        f.push_sync(now());
+        assert_eq!(f.clear(), 2);
+        assert!(f.is_empty());
+    }
+}

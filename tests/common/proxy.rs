@@ -1,0 +1,102 @@
+//! An in-process lockroute for tests: real config parsing, listeners bound on ephemeral ports
+//! and handed to `app::run`, and a shutdown the test owns.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use lockroute::app::{self, AppError, Shutdown};
+use lockroute::config::Config;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub shutdown: Shutdown,
+    task: JoinHandle<Result<(), AppError>>,
+}
+
+/// Options for one proxy: the upstream URLs and any extra flags or kill-switch variables.
+pub struct ProxyOptions<'a> {
+    pub pooler_url: &'a str,
+    pub direct_url: &'a str,
+    pub args: &'a [&'a str],
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+impl Proxy {
+    /// A proxy in front of the shared stand-in with extra flags.
+    pub async fn start(args: &[&str]) -> Proxy {
+        let s = super::StandIn::shared();
+        Proxy::start_with(ProxyOptions { pooler_url: &s.pooler_url, direct_url: &s.direct_url, args, env: &[] }).await
+    }
+
+    pub async fn start_with(options: ProxyOptions<'_>) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
+        let mut argv = vec![
+            "lockroute".to_owned(),
+            "--pooler-url".to_owned(),
+            options.pooler_url.to_owned(),
+            "--direct-url".to_owned(),
+            options.direct_url.to_owned(),
+            "--listen".to_owned(),
+            addr.to_string(),
+            "--admin-listen".to_owned(),
+            admin_addr.to_string(),
+        ];
+        argv.extend(options.args.iter().map(|a| a.to_string()));
+        let env: Vec<(String, String)> = options.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let config = Config::from_args(argv, &|key: &str| {
+            env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+        })
+        .unwrap_or_else(|e| panic!("test config is invalid: {e}"));
+        let shutdown = Shutdown::default();
+        let task = tokio::spawn(app::run(Arc::new(config), listener, admin, shutdown.clone()));
+        Proxy { addr, admin: admin_addr, shutdown, task }
+    }
+
+    /// A client URL for this proxy, with the stand-in's client credentials.
+    pub fn url(&self) -> String {
+        format!("postgres://app:app-secret@127.0.0.1:{}/app?sslmode=disable", self.addr.port())
+    }
+
+    /// The same with extra URL parameters, e.g. `application_name=...`.
+    pub fn url_with(&self, query: &str) -> String {
+        format!("{}&{query}", self.url())
+    }
+
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        super::pg_connect(&self.url()).await
+    }
+
+    /// Starts the drain and waits for `app::run` to return.
+    pub async fn stop(self) {
+        self.shutdown.drain.cancel();
+        self.task.await.expect("app::run panicked").expect("app::run failed");
+    }
+
+    /// `GET path` on the admin listener: status code and body.
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(self.admin).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (status, body)
+    }
+
+    /// The value of one series in `/metrics`, e.g. `lockroute_routed_total{lane="direct",reason="pattern"}`.
+    /// Label order must match the exporter's (alphabetical as registered).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (_, body) = self.admin_get("/metrics").await;
+        body.lines()
+            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("series {series} not in /metrics:\n{body}"))
+    }
+}

@@ -11,7 +11,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -116,17 +116,12 @@ pub async fn run(
         "lockroute started"
     );
     let background = CancellationToken::new();
-    let draining = Arc::new(AtomicBool::new(false));
     let admin_state = Arc::new(AdminState {
         metrics: handle.clone(),
-        draining: draining.clone(),
+        draining: Arc::new(AtomicBool::new(false)),
         pooler: PoolerProbe::new(config.pooler.host.clone(), config.pooler.port),
     });
-    tokio::spawn(admin::serve(
-        admin_listener,
-        admin_state,
-        background.clone(),
-    ));
+    tokio::spawn(admin::serve(admin_listener, admin_state.clone(), background.clone()));
     tokio::spawn(metrics::run_upkeep(handle, background.clone()));
     if config.mode == Mode::Split {
         tokio::spawn(ctx.direct.clone().run_keepalive(background.clone()));
@@ -145,8 +140,7 @@ pub async fn run(
         _ = shutdown.drain.cancelled() => {}
         _ = shutdown.abort.cancelled() => {}
     }
-    draining.store(true, Ordering::SeqCst);
-    metrics::set_draining(true);
+    admin_state.begin_drain();
     stop_accepting.cancel();
     let _ = accept.await;
     tracker.close();
@@ -212,17 +206,15 @@ fn build_context(config: Arc<Config>) -> Result<Ctx, AppError> {
     })
 }
 
-/// The first SIGTERM or SIGINT starts the drain; a second one of either exits at once.
+/// The first SIGTERM or SIGINT starts the drain; a second one of either exits at once. The
+/// handlers are installed before this returns, so no early signal takes the default action.
 fn spawn_signal_handler(shutdown: Shutdown) {
     use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
     tokio::spawn(async move {
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::error!("cannot install signal handlers");
-            return;
-        };
         tokio::select! {
             _ = term.recv() => tracing::info!(signal = "SIGTERM", "draining"),
             _ = int.recv() => tracing::info!(signal = "SIGINT", "draining"),

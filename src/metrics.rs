@@ -1,6 +1,82 @@
 //! Metrics: every metric name as a const, described once, with closed label sets.
 //!
-//! OWNER: metrics helper. The enums below are the interface the rest of the crate uses.
+//! The recorder is lockroute's one global (STYLE.md): session code records through the free
+//! functions below, and [`install`] sets the recorder up once per process. Nothing here opens a
+//! socket; [`crate::admin`] renders the [`PrometheusHandle`] on its own listener.
+//!
+//! Every series is registered at zero before the first client arrives, so that dashboards and
+//! alerts see it before it first moves (DESIGN.md, Metrics). [`register_all`] runs against the
+//! current recorder, so tests can point it at a local one with `metrics::with_local_recorder`.
+//!
+//! Hot-path cost: each labelled series has a [`Key`] built once, so recording is one lookup in
+//! the recorder's registry plus an atomic add, with no allocation. The `counter!` macro with
+//! runtime label values would allocate the label list on every call, and the recorder would copy
+//! it again into an `Arc`.
+
+use std::sync::{LazyLock, OnceLock};
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Unit};
+use metrics::{describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Mode;
+use crate::route::{Lane, Reason};
+
+pub const CLIENT_CONNECTIONS: &str = "lockroute_client_connections";
+pub const CLIENT_CONNECTIONS_TOTAL: &str = "lockroute_client_connections_total";
+pub const ROUTED_TOTAL: &str = "lockroute_routed_total";
+pub const UPSTREAM_CONNECTIONS: &str = "lockroute_upstream_connections";
+pub const UPSTREAM_CONNECTS_TOTAL: &str = "lockroute_upstream_connects_total";
+pub const UPSTREAM_LOST_TOTAL: &str = "lockroute_upstream_lost_total";
+pub const REQUEST_DURATION_SECONDS: &str = "lockroute_request_duration_seconds";
+pub const DIRECT_WAIT_SECONDS: &str = "lockroute_direct_wait_seconds";
+pub const ERRORS_TOTAL: &str = "lockroute_errors_total";
+pub const BYTES_TOTAL: &str = "lockroute_bytes_total";
+pub const MODE: &str = "lockroute_mode";
+/// Gauge, always 1, labelled with the crate version: `count by (version)` shows a rollout.
+pub const BUILD_INFO: &str = "lockroute_build_info";
+/// Gauge, 1 from the first shutdown signal on. `/readyz` says the same thing as a status code.
+pub const DRAINING: &str = "lockroute_draining";
+
+/// Every metric lockroute exports.
+pub const ALL_NAMES: [&str; 13] = [
+    CLIENT_CONNECTIONS,
+    CLIENT_CONNECTIONS_TOTAL,
+    ROUTED_TOTAL,
+    UPSTREAM_CONNECTIONS,
+    UPSTREAM_CONNECTS_TOTAL,
+    UPSTREAM_LOST_TOTAL,
+    REQUEST_DURATION_SECONDS,
+    DIRECT_WAIT_SECONDS,
+    ERRORS_TOTAL,
+    BYTES_TOTAL,
+    MODE,
+    BUILD_INFO,
+    DRAINING,
+];
+
+/// Buckets of `lockroute_request_duration_seconds`, 0.5 ms to 10 s. A unit through a pooler on
+/// the same network takes about a millisecond; seconds are slow queries or a pooler that queues.
+/// 10 s bounds the useful range: gbrain's lock renewal gives up after `min(lease/3, 15 s)`.
+pub const REQUEST_DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Buckets of `lockroute_direct_wait_seconds`, 0.1 ms to 5 s. An uncontended wait is a queue
+/// hand-off of microseconds. A wait of seconds means the shared direct connections are saturated
+/// and lock heartbeats are at risk, which is what this histogram exists to show.
+pub const DIRECT_WAIT_BUCKETS: [f64; 15] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// How often [`run_upkeep`] drains histogram samples. A scrape drains them too, but without
+/// scrapes the samples would pile up without bound. This is the exporter's own default.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The `kind` label of `lockroute_errors_total`. A closed set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,9 +136,757 @@ pub enum LossState {
     InFlight,
 }
 
+impl LossState {
+    pub const ALL: [LossState; 2] = [LossState::Idle, LossState::InFlight];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossState::Idle => "idle",
+            LossState::InFlight => "in_flight",
+        }
+    }
+}
+
 /// The `direction` label of `lockroute_bytes_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     ToUpstream,
     ToClient,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::ToUpstream, Direction::ToClient];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::ToUpstream => "to_upstream",
+            Direction::ToClient => "to_client",
+        }
+    }
+}
+
+/// The `result` label of `lockroute_upstream_connects_total`, indexed by `!ok as usize`.
+const CONNECT_RESULTS: [&str; 2] = ["ok", "error"];
+
+const LANES: usize = Lane::ALL.len();
+
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+static CLIENT_CONNECTIONS_KEY: Key = Key::from_static_name(CLIENT_CONNECTIONS);
+static CLIENT_CONNECTIONS_TOTAL_KEY: Key = Key::from_static_name(CLIENT_CONNECTIONS_TOTAL);
+static DIRECT_WAIT_KEY: Key = Key::from_static_name(DIRECT_WAIT_SECONDS);
+static DRAINING_KEY: Key = Key::from_static_name(DRAINING);
+static BUILD_INFO_LABELS: [Label; 1] = [Label::from_static_parts(
+    "version",
+    env!("CARGO_PKG_VERSION"),
+)];
+static BUILD_INFO_KEY: Key = Key::from_static_parts(BUILD_INFO, &BUILD_INFO_LABELS);
+
+/// The key of every labelled series, indexed by the enums' discriminants (which follow the order
+/// of their `ALL` arrays; a test checks that).
+struct Keys {
+    routed: [[Key; Reason::ALL.len()]; LANES],
+    upstream_connections: [Key; LANES],
+    upstream_connects: [[Key; CONNECT_RESULTS.len()]; LANES],
+    upstream_lost: [[Key; LossState::ALL.len()]; LANES],
+    request_duration: [Key; LANES],
+    errors: [Key; ErrorKind::ALL.len()],
+    bytes: [[Key; Direction::ALL.len()]; LANES],
+    mode: [Key; Mode::ALL.len()],
+}
+
+static KEYS: LazyLock<Keys> = LazyLock::new(Keys::build);
+
+/// A key whose name and labels are `'static`, so the recorder's `to_retained` copies nothing.
+/// The label slice is leaked once per series: a few dozen small slices for the process's life.
+fn static_key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
+    let labels: Vec<Label> = labels
+        .iter()
+        .map(|&(k, v)| Label::from_static_parts(k, v))
+        .collect();
+    Key::from_static_parts(name, Box::leak(labels.into_boxed_slice()))
+}
+
+/// The series of `name` for every lane × every value of a second label.
+fn by_lane<const N: usize>(
+    name: &'static str,
+    label: &'static str,
+    values: [&'static str; N],
+) -> [[Key; N]; LANES] {
+    Lane::ALL.map(|lane| values.map(|v| static_key(name, &[("lane", lane.as_str()), (label, v)])))
+}
+
+/// The series of `name` for every value of its one label.
+fn by<const N: usize>(
+    name: &'static str,
+    label: &'static str,
+    values: [&'static str; N],
+) -> [Key; N] {
+    values.map(|v| static_key(name, &[(label, v)]))
+}
+
+impl Keys {
+    fn build() -> Keys {
+        let lanes = Lane::ALL.map(Lane::as_str);
+        Keys {
+            routed: by_lane(ROUTED_TOTAL, "reason", Reason::ALL.map(Reason::as_str)),
+            upstream_connections: by(UPSTREAM_CONNECTIONS, "lane", lanes),
+            upstream_connects: by_lane(UPSTREAM_CONNECTS_TOTAL, "result", CONNECT_RESULTS),
+            upstream_lost: by_lane(
+                UPSTREAM_LOST_TOTAL,
+                "state",
+                LossState::ALL.map(LossState::as_str),
+            ),
+            request_duration: by(REQUEST_DURATION_SECONDS, "lane", lanes),
+            errors: by(ERRORS_TOTAL, "kind", ErrorKind::ALL.map(ErrorKind::as_str)),
+            bytes: by_lane(
+                BYTES_TOTAL,
+                "direction",
+                Direction::ALL.map(Direction::as_str),
+            ),
+            mode: by(MODE, "mode", Mode::ALL.map(Mode::as_str)),
+        }
+    }
+
+    fn counters(&self) -> impl Iterator<Item = &Key> {
+        self.routed
+            .iter()
+            .flatten()
+            .chain(self.upstream_connects.iter().flatten())
+            .chain(self.upstream_lost.iter().flatten())
+            .chain(&self.errors)
+            .chain(self.bytes.iter().flatten())
+            .chain([&CLIENT_CONNECTIONS_TOTAL_KEY])
+    }
+
+    fn gauges(&self) -> impl Iterator<Item = &Key> {
+        self.upstream_connections.iter().chain(&self.mode).chain([
+            &CLIENT_CONNECTIONS_KEY,
+            &DRAINING_KEY,
+            &BUILD_INFO_KEY,
+        ])
+    }
+
+    fn histograms(&self) -> impl Iterator<Item = &Key> {
+        self.request_duration.iter().chain([&DIRECT_WAIT_KEY])
+    }
+}
+
+fn counter(key: &Key) -> Counter {
+    metrics::with_recorder(|r| r.register_counter(key, &METADATA))
+}
+
+fn gauge(key: &Key) -> Gauge {
+    metrics::with_recorder(|r| r.register_gauge(key, &METADATA))
+}
+
+fn histogram(key: &Key) -> Histogram {
+    metrics::with_recorder(|r| r.register_histogram(key, &METADATA))
+}
+
+/// The builder with lockroute's histogram buckets and no HTTP listener. Explicit buckets make
+/// the exporter render real histograms (`_bucket` lines that aggregate across pods) instead of
+/// per-process summaries.
+fn builder() -> PrometheusBuilder {
+    const { assert!(!REQUEST_DURATION_BUCKETS.is_empty() && !DIRECT_WAIT_BUCKETS.is_empty()) };
+    let with_buckets = |b: PrometheusBuilder, name: &str, buckets: &[f64]| {
+        b.set_buckets_for_metric(Matcher::Full(name.to_owned()), buckets)
+            // The only error is an empty bucket list, ruled out at compile time above.
+            .expect("bucket lists are non-empty constants")
+    };
+    let b = with_buckets(
+        PrometheusBuilder::new(),
+        REQUEST_DURATION_SECONDS,
+        &REQUEST_DURATION_BUCKETS,
+    );
+    with_buckets(b, DIRECT_WAIT_SECONDS, &DIRECT_WAIT_BUCKETS)
+}
+
+/// A fresh recorder with lockroute's configuration, not installed anywhere. Tests use it with
+/// `metrics::with_local_recorder` and [`register_all`].
+pub fn recorder() -> PrometheusRecorder {
+    builder().build_recorder()
+}
+
+static INSTALLED: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs lockroute's recorder as the global one, registers every series at zero, and returns
+/// the handle that `/metrics` renders.
+///
+/// Idempotent: a second call (a second proxy in one test process) returns the same handle, so
+/// both proxies count into one registry. The caller must also run [`run_upkeep`] for the life of
+/// the process. The mode gauge starts all-zero; call [`set_mode`] once the mode is known.
+pub fn install() -> PrometheusHandle {
+    INSTALLED
+        .get_or_init(|| {
+            let recorder = recorder();
+            let handle = recorder.handle();
+            metrics::with_local_recorder(&recorder, register_all);
+            if metrics::set_global_recorder(recorder).is_err() {
+                // Only code outside lockroute can have got there first; our own recording then
+                // goes to that recorder and /metrics shows the zeros registered above.
+                tracing::warn!(
+                    "another metrics recorder is already installed; /metrics will not move"
+                );
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Drains histogram samples every [`UPKEEP_INTERVAL`] until `shutdown` is cancelled.
+pub async fn run_upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => handle.run_upkeep(),
+        }
+    }
+}
+
+/// Describes every metric and registers every series of the closed label sets at zero, on the
+/// current recorder. Sets `lockroute_build_info` to 1.
+pub fn register_all() {
+    describe_all();
+    let keys = &*KEYS;
+    keys.counters().for_each(|k| drop(counter(k)));
+    keys.gauges().for_each(|k| drop(gauge(k)));
+    // A registered histogram renders its buckets with zero counts before the first sample.
+    keys.histograms().for_each(|k| drop(histogram(k)));
+    build_info();
+}
+
+fn describe_all() {
+    describe_gauge!(CLIENT_CONNECTIONS, Unit::Count, "Clients connected now.");
+    describe_counter!(
+        CLIENT_CONNECTIONS_TOTAL,
+        Unit::Count,
+        "Clients accepted since start."
+    );
+    describe_counter!(
+        ROUTED_TOTAL,
+        Unit::Count,
+        "Units routed, by lane and the reason for it."
+    );
+    describe_gauge!(
+        UPSTREAM_CONNECTIONS,
+        Unit::Count,
+        "Upstream connections open now, by lane."
+    );
+    describe_counter!(
+        UPSTREAM_CONNECTS_TOTAL,
+        Unit::Count,
+        "Upstream connect attempts, by lane and result."
+    );
+    describe_counter!(
+        UPSTREAM_LOST_TOTAL,
+        Unit::Count,
+        "Upstream connections that dropped, by lane and whether a unit was in flight."
+    );
+    describe_histogram!(
+        REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time from a unit's first message to its final ReadyForQuery, by lane."
+    );
+    describe_histogram!(
+        DIRECT_WAIT_SECONDS,
+        Unit::Seconds,
+        "Time a unit waited in the FIFO queue for a shared direct connection."
+    );
+    describe_counter!(ERRORS_TOTAL, Unit::Count, "Errors, by kind.");
+    describe_counter!(
+        BYTES_TOTAL,
+        Unit::Bytes,
+        "Bytes relayed, by lane and direction."
+    );
+    describe_gauge!(
+        MODE,
+        Unit::Count,
+        "1 for the active mode (split, passthrough, shadow), 0 for the others."
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        Unit::Count,
+        "Always 1; the version label names the running build."
+    );
+    describe_gauge!(
+        DRAINING,
+        Unit::Count,
+        "1 once a shutdown signal has started the drain."
+    );
+}
+
+/// A unit was routed to `lane` because of `reason`.
+pub fn routed(lane: Lane, reason: Reason) {
+    counter(&KEYS.routed[lane as usize][reason as usize]).increment(1);
+}
+
+/// A connect attempt to `lane` finished.
+pub fn upstream_connect(lane: Lane, ok: bool) {
+    counter(&KEYS.upstream_connects[lane as usize][usize::from(!ok)]).increment(1);
+}
+
+/// An upstream on `lane` dropped.
+pub fn upstream_lost(lane: Lane, state: LossState) {
+    counter(&KEYS.upstream_lost[lane as usize][state as usize]).increment(1);
+}
+
+/// A unit on `lane` took `elapsed` from its first message to its final ReadyForQuery.
+pub fn request_duration(lane: Lane, elapsed: Duration) {
+    histogram(&KEYS.request_duration[lane as usize]).record(elapsed.as_secs_f64());
+}
+
+/// A unit waited `elapsed` for a shared direct connection.
+pub fn direct_wait(elapsed: Duration) {
+    histogram(&DIRECT_WAIT_KEY).record(elapsed.as_secs_f64());
+}
+
+pub fn error(kind: ErrorKind) {
+    counter(&KEYS.errors[kind as usize]).increment(1);
+}
+
+/// `n` bytes were relayed on `lane` in `direction`.
+pub fn bytes(lane: Lane, direction: Direction, n: u64) {
+    counter(&KEYS.bytes[lane as usize][direction as usize]).increment(n);
+}
+
+/// Sets the mode gauge: 1 for `active`, 0 for the others.
+pub fn set_mode(active: Mode) {
+    for mode in Mode::ALL {
+        let value = if mode == active { 1.0 } else { 0.0 };
+        gauge(&KEYS.mode[mode as usize]).set(value);
+    }
+}
+
+pub fn set_draining(draining: bool) {
+    gauge(&DRAINING_KEY).set(if draining { 1.0 } else { 0.0 });
+}
+
+pub fn build_info() {
+    gauge(&BUILD_INFO_KEY).set(1.0);
+}
+
+/// Counts one client in `lockroute_client_connections` while it lives. It holds the gauge it
+/// incremented, so the decrement lands on the same series even if dropped elsewhere.
+#[must_use = "the client gauge is decremented when the guard drops"]
+#[derive(Debug)]
+pub struct ClientGuard {
+    gauge: Gauge,
+}
+
+/// A client was accepted.
+pub fn client_opened() -> ClientGuard {
+    counter(&CLIENT_CONNECTIONS_TOTAL_KEY).increment(1);
+    let gauge = gauge(&CLIENT_CONNECTIONS_KEY);
+    gauge.increment(1.0);
+    ClientGuard { gauge }
+}
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.gauge.decrement(1.0);
+    }
+}
+
+/// Counts one upstream in `lockroute_upstream_connections{lane}` while it lives.
+#[must_use = "the upstream gauge is decremented when the guard drops"]
+#[derive(Debug)]
+pub struct UpstreamGuard {
+    gauge: Gauge,
+}
+
+/// An upstream on `lane` finished its handshake.
+pub fn upstream_opened(lane: Lane) -> UpstreamGuard {
+    let gauge = gauge(&KEYS.upstream_connections[lane as usize]);
+    gauge.increment(1.0);
+    UpstreamGuard { gauge }
+}
+
+impl Drop for UpstreamGuard {
+    fn drop(&mut self) {
+        self.gauge.decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    /// One rendered sample: name, labels (sorted), value.
+    #[derive(Debug)]
+    struct Sample {
+        name: String,
+        labels: BTreeMap<String, String>,
+        value: f64,
+    }
+
+    /// Renders a fresh recorder after [`register_all`] and then `record`.
+    fn render_after(record: impl FnOnce()) -> String {
+        let recorder = recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            register_all();
+            record();
+        });
+        handle.render()
+    }
+
+    /// A parser for the exposition lines the exporter writes (`name{k="v",…} value`). Our
+    /// label values contain no quotes or commas, which keeps it this small.
+    fn samples(text: &str) -> Vec<Sample> {
+        let parse = |line: &str| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, rest.strip_suffix('}')?),
+                None => (series, ""),
+            };
+            let labels = labels
+                .split(',')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=')?;
+                    Some((k.to_owned(), v.trim_matches('"').to_owned()))
+                })
+                .collect::<Option<_>>()?;
+            let value = if value == "+Inf" {
+                f64::INFINITY
+            } else {
+                value.parse().ok()?
+            };
+            Some(Sample {
+                name: name.to_owned(),
+                labels,
+                value,
+            })
+        };
+        text.lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| parse(l).unwrap_or_else(|| panic!("unparsable line {l:?}")))
+            .collect()
+    }
+
+    /// The metric family a sample line belongs to (`x_bucket` belongs to histogram `x`).
+    fn family(name: &str) -> &str {
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|base| histogram_names().contains(base))
+            })
+            .unwrap_or(name)
+    }
+
+    fn histogram_names() -> [&'static str; 2] {
+        [REQUEST_DURATION_SECONDS, DIRECT_WAIT_SECONDS]
+    }
+
+    /// `# TYPE` lines: name → type.
+    fn types(text: &str) -> BTreeMap<String, String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, t)| (n.to_owned(), t.to_owned()))
+            .collect()
+    }
+
+    fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        samples(text)
+            .into_iter()
+            .find(|s| {
+                s.name == name
+                    && s.labels.len() == labels.len()
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|s| s.value)
+    }
+
+    #[test]
+    fn enum_discriminants_follow_all_order() {
+        // The key tables are indexed with `as usize`; this is what makes that correct.
+        assert!(Lane::ALL.iter().enumerate().all(|(i, &x)| x as usize == i));
+        assert!(
+            Reason::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, &x)| x as usize == i)
+        );
+        assert!(Mode::ALL.iter().enumerate().all(|(i, &x)| x as usize == i));
+        assert!(
+            ErrorKind::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, &x)| x as usize == i)
+        );
+        assert!(
+            LossState::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, &x)| x as usize == i)
+        );
+        assert!(
+            Direction::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, &x)| x as usize == i)
+        );
+    }
+
+    #[test]
+    fn startup_every_metric_renders_at_zero() {
+        let text = render_after(|| {});
+        let all = samples(&text);
+        for name in ALL_NAMES {
+            let of_name: Vec<_> = all.iter().filter(|s| family(&s.name) == name).collect();
+            assert!(!of_name.is_empty(), "{name} missing from:\n{text}");
+            let expected = if name == BUILD_INFO { 1.0 } else { 0.0 };
+            for s in of_name {
+                assert_eq!(s.value, expected, "{} {:?}", s.name, s.labels);
+            }
+        }
+    }
+
+    #[test]
+    fn startup_series_counts_match_closed_label_sets() {
+        let text = render_after(|| {});
+        let all = samples(&text);
+        let count = |name: &str| all.iter().filter(|s| s.name == name).count();
+        let table = [
+            (CLIENT_CONNECTIONS, 1),
+            (CLIENT_CONNECTIONS_TOTAL, 1),
+            (ROUTED_TOTAL, Lane::ALL.len() * Reason::ALL.len()),
+            (UPSTREAM_CONNECTIONS, Lane::ALL.len()),
+            (UPSTREAM_CONNECTS_TOTAL, Lane::ALL.len() * 2),
+            (UPSTREAM_LOST_TOTAL, Lane::ALL.len() * LossState::ALL.len()),
+            ("lockroute_request_duration_seconds_count", Lane::ALL.len()),
+            ("lockroute_direct_wait_seconds_count", 1),
+            (ERRORS_TOTAL, ErrorKind::ALL.len()),
+            (BYTES_TOTAL, Lane::ALL.len() * Direction::ALL.len()),
+            (MODE, Mode::ALL.len()),
+            (BUILD_INFO, 1),
+            (DRAINING, 1),
+        ];
+        for (name, expected) in table {
+            assert_eq!(count(name), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn histograms_render_buckets_with_configured_le() {
+        let text = render_after(|| {});
+        let table: [(&str, &[f64]); 2] = [
+            (REQUEST_DURATION_SECONDS, &REQUEST_DURATION_BUCKETS),
+            (DIRECT_WAIT_SECONDS, &DIRECT_WAIT_BUCKETS),
+        ];
+        for (name, buckets) in table {
+            assert_eq!(
+                types(&text).get(name).map(String::as_str),
+                Some("histogram"),
+                "{name}"
+            );
+            let bucket_name = format!("{name}_bucket");
+            let mut les: Vec<f64> = samples(&text)
+                .into_iter()
+                .filter(|s| s.name == bucket_name)
+                .filter_map(|s| s.labels.get("le").and_then(|le| le.parse().ok()))
+                .filter(|le: &f64| le.is_finite())
+                .collect();
+            les.sort_by(f64::total_cmp);
+            les.dedup();
+            assert_eq!(les, buckets, "{name}");
+            let inf: Vec<_> = samples(&text)
+                .into_iter()
+                .filter(|s| s.name == bucket_name && s.labels["le"] == "+Inf")
+                .collect();
+            assert!(
+                !inf.is_empty() && inf.iter().all(|s| s.value == 0.0),
+                "{inf:?}"
+            );
+        }
+        assert!(
+            !text.contains("quantile"),
+            "a histogram rendered as a summary:\n{text}"
+        );
+    }
+
+    #[test]
+    fn names_have_prefix_and_counters_end_in_total() {
+        let text = render_after(|| {});
+        let types = types(&text);
+        assert_eq!(types.len(), ALL_NAMES.len(), "{types:?}");
+        for (name, kind) in &types {
+            assert!(name.starts_with("lockroute_"), "{name}");
+            assert_eq!(
+                kind == "counter",
+                name.ends_with("_total"),
+                "{name} is a {kind}"
+            );
+        }
+        for s in samples(&text) {
+            assert!(s.name.starts_with("lockroute_"), "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn label_values_come_from_closed_sets() {
+        let strs = |v: &[&'static str]| v.to_vec();
+        let allowed: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
+            ("lane", Lane::ALL.map(Lane::as_str).to_vec()),
+            ("reason", Reason::ALL.map(Reason::as_str).to_vec()),
+            ("result", strs(&CONNECT_RESULTS)),
+            ("state", strs(&["idle", "in_flight"])),
+            ("kind", ErrorKind::ALL.map(ErrorKind::as_str).to_vec()),
+            ("direction", Direction::ALL.map(Direction::as_str).to_vec()),
+            ("mode", strs(&["split", "passthrough", "shadow"])),
+            ("version", strs(&[env!("CARGO_PKG_VERSION")])),
+        ]);
+        let text = render_after(|| {
+            routed(Lane::Direct, Reason::Pattern);
+            request_duration(Lane::Direct, Duration::from_millis(3));
+        });
+        for s in samples(&text) {
+            for (k, v) in &s.labels {
+                if k == "le" {
+                    continue;
+                }
+                let values = allowed
+                    .get(k.as_str())
+                    .unwrap_or_else(|| panic!("label {k} on {}", s.name));
+                assert!(values.contains(&v.as_str()), "{}: {k}={v}", s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn set_mode_leaves_exactly_one_mode_at_one() {
+        for active in Mode::ALL {
+            let text = render_after(|| {
+                // Set every other mode first, so the test also covers switching.
+                Mode::ALL.into_iter().for_each(set_mode);
+                set_mode(active);
+            });
+            for mode in Mode::ALL {
+                let expected = if mode == active { 1.0 } else { 0.0 };
+                assert_eq!(
+                    value(&text, MODE, &[("mode", mode.as_str())]),
+                    Some(expected),
+                    "{mode:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    #[rustfmt::skip] // one case per line reads as a table
+    fn recording_moves_only_its_own_series() {
+        let table: [(fn(), &str); 9] = [
+            (|| routed(Lane::Direct, Reason::Pattern), r#"lockroute_routed_total{lane="direct",reason="pattern"} 1"#),
+            (|| upstream_connect(Lane::Pooler, false), r#"lockroute_upstream_connects_total{lane="pooler",result="error"} 1"#),
+            (|| upstream_connect(Lane::Direct, true), r#"lockroute_upstream_connects_total{lane="direct",result="ok"} 1"#),
+            (|| upstream_lost(Lane::Pooler, LossState::InFlight), r#"lockroute_upstream_lost_total{lane="pooler",state="in_flight"} 1"#),
+            (|| error(ErrorKind::DirectLimit), r#"lockroute_errors_total{kind="direct_limit"} 1"#),
+            (|| bytes(Lane::Direct, Direction::ToClient, 42), r#"lockroute_bytes_total{lane="direct",direction="to_client"} 42"#),
+            (|| set_draining(true), "lockroute_draining 1"),
+            (|| request_duration(Lane::Pooler, Duration::from_millis(2)), r#"lockroute_request_duration_seconds_bucket{lane="pooler",le="0.0025"} 1"#),
+            (|| direct_wait(Duration::from_micros(150)), "lockroute_direct_wait_seconds_count 1"),
+        ];
+        for (record, line) in table {
+            let text = render_after(record);
+            assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
+            let own = family(&samples(line)[0].name).to_owned();
+            let moved: Vec<_> = samples(&text)
+                .into_iter()
+                .filter(|s| s.value != 0.0 && s.name != BUILD_INFO && family(&s.name) != own)
+                .collect();
+            assert!(moved.is_empty(), "{line}: other series moved: {moved:?}");
+        }
+    }
+
+    #[test]
+    fn connection_guards_decrement_on_drop() {
+        let recorder = recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            register_all();
+            let client = client_opened();
+            let upstream = upstream_opened(Lane::Direct);
+            let open = handle.render();
+            assert_eq!(value(&open, CLIENT_CONNECTIONS, &[]), Some(1.0));
+            assert_eq!(
+                value(&open, UPSTREAM_CONNECTIONS, &[("lane", "direct")]),
+                Some(1.0)
+            );
+            drop((client, upstream));
+        });
+        let closed = handle.render();
+        assert_eq!(value(&closed, CLIENT_CONNECTIONS, &[]), Some(0.0));
+        assert_eq!(value(&closed, CLIENT_CONNECTIONS_TOTAL, &[]), Some(1.0));
+        assert_eq!(
+            value(&closed, UPSTREAM_CONNECTIONS, &[("lane", "direct")]),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn install_twice_returns_the_same_registry() {
+        let first = install();
+        let second = install();
+        error(ErrorKind::MessageTooLarge);
+        for handle in [first, second] {
+            let text = handle.render();
+            let seen = value(&text, ERRORS_TOTAL, &[("kind", "message_too_large")]);
+            assert!(seen.is_some_and(|v| v >= 1.0), "{text}");
+            assert_eq!(
+                value(&text, BUILD_INFO, &[("version", env!("CARGO_PKG_VERSION"))]),
+                Some(1.0)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn run_upkeep_cancelled_returns() {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run_upkeep(recorder().handle(), shutdown.clone()));
+        shutdown.cancel();
+        // The timeout only bounds a failure; a correct loop returns at once.
+        let joined = tokio::time::timeout(Duration::from_secs(10), task).await;
+        assert!(matches!(joined, Ok(Ok(()))));
+    }
+
+    #[test]
+    fn rendered_text_passes_promtool_check_metrics() {
+        let text = render_after(|| {
+            routed(Lane::Direct, Reason::Pattern);
+            request_duration(Lane::Direct, Duration::from_millis(3));
+            direct_wait(Duration::from_millis(1));
+            set_mode(Mode::Split);
+        });
+        let spawned = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = spawned.unwrap_or_else(|e| {
+            panic!("promtool not runnable ({e}); install it with `apt-get install -y prometheus`")
+        });
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(text.as_bytes()).expect("write to promtool");
+        }
+        let out = child.wait_with_output().expect("wait for promtool");
+        assert!(
+            out.status.success(),
+            "promtool check metrics failed:\n{}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

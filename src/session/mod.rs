@@ -265,20 +265,17 @@ impl Session {
             let key = self.upstream(lane).and_then(|up| up.key);
             self.cancel.set(key.map(|key| CancelTarget { lane, key }));
             lane
+        } else if self.upstream(self.units.active).is_some() {
+            self.units.active
         } else {
-            if self.upstream(self.units.active).is_none()
-                && self
-                    .open_lane(Decision {
-                        lane: Lane::Pooler,
-                        reason: Reason::Default,
-                    })
-                    .await
-                    .is_none()
-            {
+            // Nothing is connected on the active lane (its shared connection went back to the
+            // pool, or the pooler was lost while idle): a lone Sync or Flush goes to the pooler.
+            if self.open_lane(Decision { lane: Lane::Pooler, reason: Reason::Default }).await.is_none() {
                 self.fail_unit_locally(&frame);
                 return Ok(());
             }
-            self.units.active
+            self.units.active = Lane::Pooler;
+            Lane::Pooler
         };
         self.units.open = match frame.tag {
             b'Q' | b'F' | b'S' => false,

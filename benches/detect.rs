@@ -1,1 +1,95 @@
-fn main() {}
+//! Benchmark of routing stage one, detection: the per-statement cost that every `Parse` and
+//! `Query` pays. The target is well under 1 µs for gbrain's real statements.
+//!
+//! Run: `cargo bench --bench detect -- --warm-up-time 1 --measurement-time 2`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use lockroute::route::detect::{COMMENT_SCAN_LIMIT, Detector, MATCH_PREFIX_LIMIT};
+
+const TAG: &str = "lockroute:direct";
+
+/// `MinionQueue.claim()`, 6 parameters (gbrain v0.46.28.0), as sent in `Parse`.
+const CLAIM: &str = "UPDATE minion_jobs SET
+        status = 'active',
+        lock_token = $1,
+        lock_until = now() + ((CASE WHEN COALESCE(lock_duration_ms, ($6::jsonb ->> name)::int) IS NULL THEN $2
+                                    ELSE LEAST(GREATEST(COALESCE(lock_duration_ms, ($6::jsonb ->> name)::int), 5000), 3600000) END)::double precision * interval '1 millisecond'),
+        lock_duration_ms = CASE WHEN COALESCE(lock_duration_ms, ($6::jsonb ->> name)::int) IS NULL THEN NULL
+                                ELSE LEAST(GREATEST(COALESCE(lock_duration_ms, ($6::jsonb ->> name)::int), 5000), 3600000) END,
+        timeout_ms = COALESCE(timeout_ms, ($5::jsonb ->> name)::int),
+        timeout_at = CASE WHEN COALESCE(timeout_ms, ($5::jsonb ->> name)::int) IS NOT NULL
+                          THEN now() + (COALESCE(timeout_ms, ($5::jsonb ->> name)::int)::double precision * interval '1 millisecond')
+                          ELSE NULL END,
+        attempts_started = attempts_started + 1,
+        started_at = COALESCE(started_at, now()),
+        updated_at = now()
+       WHERE id = (
+         SELECT id FROM minion_jobs
+         WHERE queue = $3 AND status = 'waiting' AND name = ANY($4)
+         ORDER BY priority ASC, created_at ASC
+         FOR UPDATE SKIP LOCKED
+         LIMIT 1
+       )
+       RETURNING *";
+
+/// `MinionQueue.renewLock()`.
+const RENEW_LOCK: &str = "UPDATE minion_jobs SET lock_until = now() + ($1::double precision * interval '1 millisecond'), updated_at = now()
+       WHERE id = $2 AND lock_token = $3 AND status = 'active'
+       RETURNING id";
+
+/// A typical tagged-template read that stays on the pooler.
+const TYPICAL_READ: &str = "SELECT p.slug, p.title, p.updated_at FROM pages p
+       WHERE p.source_id = $1 AND p.deleted_at IS NULL
+       ORDER BY p.updated_at DESC LIMIT $2";
+
+fn statements(c: &mut Criterion) {
+    let detector = Detector::with_defaults(TAG);
+    // A 4 KiB statement that no pattern matches: the worst case for a non-lock statement.
+    let big = format!(
+        "INSERT INTO content_chunks (page_id, body) VALUES ($1, '{}')",
+        "x".repeat(MATCH_PREFIX_LIMIT)
+    );
+    let tagged = format!("/* {TAG} */ SELECT pg_advisory_lock($1)");
+    // A hostile leading comment that fills the whole scan window with near-misses of the tag.
+    let hostile = format!(
+        "/*{}*/ SELECT 1",
+        "lockroute:".repeat(COMMENT_SCAN_LIMIT / 10)
+    );
+
+    let mut group = c.benchmark_group("detect/statement");
+    let cases: [(&str, &[u8]); 6] = [
+        ("claim", CLAIM.as_bytes()),
+        ("renew_lock", RENEW_LOCK.as_bytes()),
+        ("typical_read", TYPICAL_READ.as_bytes()),
+        ("non_matching_4k", big.as_bytes()),
+        ("statement_tagged", tagged.as_bytes()),
+        ("hostile_comment_4k", hostile.as_bytes()),
+    ];
+    for (name, sql) in cases {
+        group.bench_function(name, |b| b.iter(|| detector.statement(black_box(sql))));
+    }
+    group.finish();
+}
+
+fn sessions(c: &mut Criterion) {
+    let detector = Detector::with_defaults(TAG);
+    let mut group = c.benchmark_group("detect/session_tagged");
+    let cases: [(&str, &[u8]); 2] = [
+        ("tagged", b"gbrain-worker lockroute:direct"),
+        ("postgres_js", b"postgres.js"),
+    ];
+    for (name, application_name) in cases {
+        group.bench_function(name, |b| {
+            b.iter(|| detector.session_tagged(black_box(application_name)))
+        });
+    }
+    group.finish();
+}
+
+// The routing decision (route::decide) gets its own group here once it lands, so detection and
+// decision are measured on the same statements: add `fn decisions(c: &mut Criterion)` and list
+// it below.
+criterion_group!(benches, statements, sessions);
+criterion_main!(benches);

@@ -1,0 +1,198 @@
+//! The real binary: signals, the drain contract, and exit codes.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{StandIn, pg_connect};
+
+struct Running {
+    child: Child,
+    port: u16,
+    admin_port: u16,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn signal(child: &Child, name: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+async fn http_status(port: u16, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    out.split(' ').nth(1)?.parse().ok()
+}
+
+async fn start(extra: &[&str]) -> Running {
+    let s = StandIn::shared();
+    let (port, admin_port) = (free_port(), free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_lockroute"))
+        .args(["--pooler-url", &s.pooler_url, "--direct-url", &s.direct_url])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
+        ])
+        .args(extra)
+        .env_remove("LOCKROUTE_PASSTHROUGH")
+        .env_remove("GBRAIN_DISABLE_DIRECT_POOL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let running = Running {
+        child,
+        port,
+        admin_port,
+    };
+    for _ in 0..200 {
+        if http_status(admin_port, "/readyz").await == Some(200) {
+            return running;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("lockroute did not become ready within 5s");
+}
+
+fn url(port: u16) -> String {
+    format!("postgres://app:app-secret@127.0.0.1:{port}/app?sslmode=disable")
+}
+
+async fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_open_transaction_commit_then_exits_zero() {
+    let mut running = start(&["--drain-timeout", "20s"]).await;
+    let table = common::unique_name("drain");
+    let direct = pg_connect(&StandIn::shared().direct_url).await;
+    direct
+        .batch_execute(&format!("create table {table} (v int)"))
+        .await
+        .unwrap();
+
+    let client = pg_connect(&url(running.port)).await;
+    client.batch_execute("begin").await.unwrap();
+    client
+        .execute(&format!("insert into {table} values (1)"), &[])
+        .await
+        .unwrap();
+
+    signal(&running.child, "TERM");
+    // Readiness turns 503 at once...
+    let mut ready = None;
+    for _ in 0..100 {
+        ready = http_status(running.admin_port, "/readyz").await;
+        if ready == Some(503) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ready, Some(503), "/readyz must turn 503 on SIGTERM");
+    // ...while the open transaction still commits.
+    client
+        .execute(&format!("insert into {table} values (2)"), &[])
+        .await
+        .unwrap();
+    client.batch_execute("commit").await.unwrap();
+    let count: i64 = direct
+        .query_one(&format!("select count(*) from {table}"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 2);
+    // New clients are refused during the drain.
+    assert!(
+        tokio_postgres::connect(&url(running.port), tokio_postgres::NoTls)
+            .await
+            .is_err()
+    );
+
+    drop(client);
+    let status = wait_exit(&mut running.child, Duration::from_secs(1))
+        .await
+        .expect("exits within 1s of the last client");
+    assert_eq!(status.code(), Some(0));
+    direct
+        .batch_execute(&format!("drop table {table}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn drain_timeout_closes_idle_sessions_with_57p01_and_exits_zero() {
+    let mut running = start(&["--drain-timeout", "300ms"]).await;
+    let (client, connection) = tokio_postgres::connect(&url(running.port), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn_task = tokio::spawn(connection);
+    client.query_one("select 1", &[]).await.unwrap();
+    signal(&running.child, "TERM");
+    let status = wait_exit(&mut running.child, Duration::from_secs(5))
+        .await
+        .expect("exits after the drain timeout");
+    assert_eq!(status.code(), Some(0));
+    let err = conn_task
+        .await
+        .unwrap()
+        .err()
+        .expect("the session was closed by the server");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::ADMIN_SHUTDOWN),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn second_signal_exits_at_once() {
+    let mut running = start(&["--drain-timeout", "60s"]).await;
+    let client = pg_connect(&url(running.port)).await;
+    client.query_one("select 1", &[]).await.unwrap();
+    signal(&running.child, "TERM");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        running.child.try_wait().unwrap().is_none(),
+        "a drain with a client connected keeps running"
+    );
+    signal(&running.child, "INT");
+    let status = wait_exit(&mut running.child, Duration::from_secs(2))
+        .await
+        .expect("a second signal exits at once");
+    assert_eq!(status.code(), Some(1));
+}

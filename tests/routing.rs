@@ -1,0 +1,346 @@
+//! Lock-path routing against the real stand-in. Every lane is proven by asking the server:
+//! `current_user` is `pooler` through PgBouncer and `app` on the direct endpoint.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::proxy::raw::{self, message, read_until, send, startup};
+use common::proxy::{Proxy, ProxyOptions};
+use common::{StandIn, current_user, pg_connect};
+
+const TAG: &str = "/* lockroute:direct */ ";
+
+#[tokio::test]
+async fn untagged_traffic_runs_on_the_pooler() {
+    let proxy = Proxy::start(&[]).await;
+    let client = proxy.connect().await;
+    assert_eq!(current_user(&client).await, "pooler");
+    let row = client
+        .query_one("select current_user::text, $1::int", &[&7i32])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "pooler");
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn statement_tagged_statement_runs_direct() {
+    let proxy = Proxy::start(&[]).await;
+    let client = proxy.connect().await;
+    for sql in [
+        format!("{TAG}select current_user::text"),
+        "-- lockroute:direct\nselect current_user::text".to_owned(),
+        "/* first */ /* lockroute:direct */ select current_user::text".to_owned(),
+    ] {
+        let simple = client.simple_query(&sql).await.unwrap();
+        let user = simple.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        });
+        assert_eq!(user.as_deref(), Some("app"), "simple: {sql}");
+        let extended: String = client.query_one(&sql, &[]).await.unwrap().get(0);
+        assert_eq!(extended, "app", "extended: {sql}");
+    }
+    // A tag that does not lead the statement is not a tag.
+    let later: String = client
+        .query_one("select current_user::text /* lockroute:direct */", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(later, "pooler");
+    assert!(
+        proxy
+            .metric("lockroute_routed_total{lane=\"direct\",reason=\"statement_tag\"}")
+            .await
+            >= 6.0
+    );
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn tagged_statement_inside_a_transaction_stays_on_the_pooler() {
+    let proxy = Proxy::start(&[]).await;
+    let mut client = proxy.connect().await;
+    let tx = client.transaction().await.unwrap();
+    let user: String = tx
+        .query_one(&format!("{TAG}select current_user::text"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(user, "pooler");
+    tx.commit().await.unwrap();
+    let after: String = client
+        .query_one(&format!("{TAG}select current_user::text"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(after, "app", "outside the transaction the tag routes again");
+    assert!(
+        proxy
+            .metric("lockroute_routed_total{lane=\"pooler\",reason=\"in_transaction\"}")
+            .await
+            >= 1.0
+    );
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn session_tagged_client_runs_on_a_dedicated_direct_connection() {
+    let proxy = Proxy::start(&["--direct-max-sessions", "1"]).await;
+    let client =
+        pg_connect(&proxy.url_with("application_name=gbrain-worker%20lockroute:direct")).await;
+    assert_eq!(current_user(&client).await, "app");
+    // Session semantics hold: a SET survives to the next statement, on the same backend.
+    client
+        .batch_execute("set statement_timeout = '4321ms'")
+        .await
+        .unwrap();
+    let timeout: String = client
+        .query_one("show statement_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(timeout, "4321ms");
+    // The limit is one dedicated connection: a second tagged client gets 53300.
+    let second = tokio_postgres::connect(
+        &proxy.url_with("application_name=lockroute:direct"),
+        tokio_postgres::NoTls,
+    )
+    .await;
+    let err = second.err().expect("over --direct-max-sessions");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::TOO_MANY_CONNECTIONS),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--direct-max-sessions"), "{err}");
+    // An untagged client is unaffected.
+    assert_eq!(current_user(&proxy.connect().await).await, "pooler");
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn custom_lock_pattern_replaces_the_defaults() {
+    let proxy = Proxy::start(&["--lock-pattern", r"(?i)^select\s+'lock-path'"]).await;
+    let client = proxy.connect().await;
+    let user: String = client
+        .query_one("select 'lock-path', current_user::text", &[])
+        .await
+        .unwrap()
+        .get(1);
+    assert_eq!(user, "app");
+    let other: String = client
+        .query_one("select 'other', current_user::text", &[])
+        .await
+        .unwrap()
+        .get(1);
+    assert_eq!(other, "pooler");
+    assert!(
+        proxy
+            .metric("lockroute_routed_total{lane=\"direct\",reason=\"pattern\"}")
+            .await
+            >= 1.0
+    );
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn shadow_mode_decides_and_counts_but_sends_everything_to_the_pooler() {
+    let proxy = Proxy::start(&["--mode", "shadow"]).await;
+    let client = proxy.connect().await;
+    let user: String = client
+        .query_one(&format!("{TAG}select current_user::text"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(user, "pooler");
+    let tagged = pg_connect(&proxy.url_with("application_name=lockroute:direct")).await;
+    assert_eq!(current_user(&tagged).await, "pooler");
+    assert!(
+        proxy
+            .metric("lockroute_routed_total{lane=\"pooler\",reason=\"shadow\"}")
+            .await
+            >= 2.0
+    );
+    assert_eq!(
+        proxy
+            .metric("lockroute_routed_total{lane=\"direct\",reason=\"statement_tag\"}")
+            .await,
+        0.0
+    );
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn kill_switch_variables_put_everything_on_the_pooler() {
+    let s = StandIn::shared();
+    for env in [
+        ("LOCKROUTE_PASSTHROUGH", "1"),
+        ("GBRAIN_DISABLE_DIRECT_POOL", "1"),
+        ("GBRAIN_DISABLE_DIRECT_POOL", "true"),
+    ] {
+        let proxy = Proxy::start_with(ProxyOptions {
+            pooler_url: &s.pooler_url,
+            direct_url: &s.direct_url,
+            args: &["--mode", "split"],
+            env: &[env],
+        })
+        .await;
+        let client = proxy.connect().await;
+        let user: String = client
+            .query_one(&format!("{TAG}select current_user::text"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(user, "pooler", "{env:?}");
+        let tagged = pg_connect(&proxy.url_with("application_name=lockroute:direct")).await;
+        assert_eq!(current_user(&tagged).await, "pooler", "{env:?}");
+        assert_eq!(
+            proxy.metric("lockroute_mode{mode=\"passthrough\"}").await,
+            1.0,
+            "{env:?}"
+        );
+        proxy.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn direct_lane_unavailable_falls_back_to_the_pooler() {
+    let s = StandIn::shared();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let direct = format!("postgres://app:app-secret@127.0.0.1:{closed}/app?sslmode=disable");
+    let proxy = Proxy::start_with(ProxyOptions {
+        pooler_url: &s.pooler_url,
+        direct_url: &direct,
+        args: &[],
+        env: &[],
+    })
+    .await;
+    let client = proxy.connect().await;
+    for _ in 0..3 {
+        let user: String = client
+            .query_one(&format!("{TAG}select current_user::text"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(user, "pooler");
+    }
+    assert!(
+        proxy
+            .metric("lockroute_routed_total{lane=\"pooler\",reason=\"direct_unavailable\"}")
+            .await
+            >= 3.0
+    );
+    proxy.stop().await;
+}
+
+/// One simple-protocol unit: `select <n>, current_user`, tagged for the direct lane or not.
+fn unit(n: usize, direct: bool) -> Vec<u8> {
+    let tag = if direct { TAG } else { "" };
+    message(b'Q', format!("{tag}select {n}, current_user\0").as_bytes())
+}
+
+/// One extended-protocol unit with the same result.
+fn extended_unit(n: usize, direct: bool) -> Vec<u8> {
+    let tag = if direct { TAG } else { "" };
+    let mut out = message(
+        b'P',
+        format!("\0{tag}select {n}, current_user\0\0\0").as_bytes(),
+    );
+    out.extend(message(b'B', b"\0\0\0\0\0\0\0\0"));
+    out.extend(message(b'E', b"\0\0\0\0\0"));
+    out.extend(message(b'S', b""));
+    out
+}
+
+/// Reads `count` units' replies and returns each DataRow's (n, user).
+async fn read_rows(s: &mut tokio::net::TcpStream, count: usize) -> Vec<(usize, String)> {
+    let mut rows = Vec::new();
+    for _ in 0..count {
+        for (tag, body) in read_until(s, b'Z').await {
+            assert_ne!(
+                tag,
+                b'E',
+                "unexpected error: {}",
+                String::from_utf8_lossy(&body)
+            );
+            if tag == b'D' {
+                let mut fields = Vec::new();
+                let mut pos = 2;
+                while pos + 4 <= body.len() {
+                    let len = i32::from_be_bytes(body[pos..pos + 4].try_into().unwrap()) as usize;
+                    fields
+                        .push(String::from_utf8_lossy(&body[pos + 4..pos + 4 + len]).into_owned());
+                    pos += 4 + len;
+                }
+                rows.push((fields[0].parse().unwrap(), fields[1].clone()));
+            }
+        }
+    }
+    rows
+}
+
+#[tokio::test]
+async fn pipelined_units_across_a_lane_switch_come_back_in_order() {
+    let proxy = Proxy::start(&["--client-auth", "trust"]).await;
+    for build in [unit as fn(usize, bool) -> Vec<u8>, extended_unit] {
+        let mut s = raw::connect(proxy.addr).await;
+        send(&mut s, &startup(&[("user", "app"), ("database", "app")])).await;
+        read_until(&mut s, b'Z').await;
+        // 50 pooler units, one direct unit, 50 more: all written before any reply is read.
+        let mut batch = Vec::new();
+        for n in 0..101 {
+            batch.extend(build(n, n == 50));
+        }
+        send(&mut s, &batch).await;
+        let rows = read_rows(&mut s, 101).await;
+        assert_eq!(rows.len(), 101);
+        for (i, (n, user)) in rows.iter().enumerate() {
+            assert_eq!(*n, i, "replies must come back in request order");
+            let want = if i == 50 { "app" } else { "pooler" };
+            assert_eq!(user, want, "unit {i}");
+        }
+    }
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn ten_clients_share_one_direct_connection_and_never_see_each_others_replies() {
+    let proxy = Proxy::start(&["--direct-pool-size", "1"]).await;
+    let mut tasks = Vec::new();
+    for c in 0..10 {
+        let client = proxy.connect().await;
+        tasks.push(tokio::spawn(async move {
+            let mut pids = HashSet::new();
+            for i in 0..30 {
+                let token = format!("client-{c}-{i}");
+                let row = client
+                    .query_one(
+                        &format!("{TAG}select $1::text, pg_backend_pid(), current_user::text"),
+                        &[&token],
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(row.get::<_, String>(0), token, "a reply for another client");
+                assert_eq!(row.get::<_, String>(2), "app");
+                pids.insert(row.get::<_, i32>(1));
+            }
+            pids
+        }));
+    }
+    let mut pids = HashSet::new();
+    for task in tasks {
+        pids.extend(task.await.unwrap());
+    }
+    assert_eq!(
+        pids.len(),
+        1,
+        "one shared sticky direct connection serves every client: {pids:?}"
+    );
+    proxy.stop().await;
+}

@@ -121,7 +121,11 @@ pub async fn run(
         draining: Arc::new(AtomicBool::new(false)),
         pooler: PoolerProbe::new(config.pooler.host.clone(), config.pooler.port),
     });
-    tokio::spawn(admin::serve(admin_listener, admin_state.clone(), background.clone()));
+    tokio::spawn(admin::serve(
+        admin_listener,
+        admin_state.clone(),
+        background.clone(),
+    ));
     tokio::spawn(metrics::run_upkeep(handle, background.clone()));
     if config.mode == Mode::Split {
         tokio::spawn(ctx.direct.clone().run_keepalive(background.clone()));
@@ -210,7 +214,10 @@ fn build_context(config: Arc<Config>) -> Result<Ctx, AppError> {
 /// handlers are installed before this returns, so no early signal takes the default action.
 fn spawn_signal_handler(shutdown: Shutdown) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };

@@ -7,11 +7,14 @@ use common::proxy::{Proxy, ProxyOptions};
 use common::{StandIn, current_user, pg_connect, pgbouncer_admin};
 use tokio_postgres::error::SqlState;
 
-fn psql(url: &str, sql: &str) -> std::process::Output {
-    std::process::Command::new("psql")
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
-        .env_remove("PGPASSWORD")
-        .output()
+/// Runs psql off the runtime's thread: the proxy under test runs on the same runtime.
+async fn psql(url: &str, sql: &str) -> std::process::Output {
+    let mut cmd = std::process::Command::new("psql");
+    cmd.args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+        .env_remove("PGPASSWORD");
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
         .expect("psql runs")
 }
 
@@ -77,7 +80,8 @@ async fn psql_with_sslmode_require_and_disable_both_work() {
     let tls = psql(
         &format!("postgres://app:app-secret@127.0.0.1:{port}/app?sslmode=require"),
         "\\conninfo",
-    );
+    )
+    .await;
     assert!(
         tls.status.success(),
         "{}",
@@ -90,7 +94,8 @@ async fn psql_with_sslmode_require_and_disable_both_work() {
     let plain = psql(
         &format!("postgres://app:app-secret@127.0.0.1:{port}/app?sslmode=disable"),
         "\\conninfo",
-    );
+    )
+    .await;
     assert!(
         plain.status.success(),
         "{}",
@@ -103,7 +108,8 @@ async fn psql_with_sslmode_require_and_disable_both_work() {
     let who = psql(
         &format!("postgres://app:app-secret@127.0.0.1:{port}/app?sslmode=require"),
         "select current_user",
-    );
+    )
+    .await;
     assert_eq!(String::from_utf8_lossy(&who.stdout).trim(), "pooler");
     proxy.stop().await;
 }

@@ -114,7 +114,11 @@ async fn session_tagged_client_runs_on_a_dedicated_direct_connection() {
         Some(&tokio_postgres::error::SqlState::TOO_MANY_CONNECTIONS),
         "{err}"
     );
-    assert!(err.to_string().contains("--direct-max-sessions"), "{err}");
+    let message = err
+        .as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_default();
+    assert!(message.contains("--direct-max-sessions"), "{message}");
     // An untagged client is unaffected.
     assert_eq!(current_user(&proxy.connect().await).await, "pooler");
     proxy.stop().await;

@@ -148,6 +148,14 @@ pub async fn connect_pooler(
 /// Says goodbye to the client and leaves the upstreams clean. A shared direct connection goes
 /// back to its pool through the lease (rolled back first if the client left mid-unit).
 async fn finish(mut session: Session) {
+    // A shared connection whose client left in the middle of a unit is closed, not reused:
+    // the server rolls back what it abandoned, and no one else sees its leftovers.
+    if session.units.open
+        && session.units.active == Lane::Direct
+        && let Direct::Shared(mut lease) = std::mem::replace(&mut session.direct, Direct::None)
+    {
+        drop(lease.take());
+    }
     let _ = tokio::time::timeout(FAREWELL_TIMEOUT, session.client.drain()).await;
     let _ = tokio::time::timeout(FAREWELL_TIMEOUT, session.client.io_shutdown()).await;
     for upstream in [session.pooler.take(), dedicated(&mut session.direct)]

@@ -12,32 +12,31 @@
 //! - before a lane switch, the client is not read until the units outstanding on the other
 //!   lane are answered, so replies come back in request order.
 
+mod forward;
 mod lifecycle;
 pub mod local;
+mod relay;
 pub mod statements;
 
 use std::io;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::BufMut;
 use tokio::time::Instant;
 
-use crate::cancel::{CancelTarget, Registration};
+use crate::cancel::Registration;
 use crate::context::Ctx;
-use crate::metrics::{self, Direction, ErrorKind, LossState};
+use crate::metrics::{self, ErrorKind};
 use crate::net::Conn;
-use crate::protocol::frame::{FrameError, try_take};
-use crate::protocol::message::{self, Severity, is_fatal};
+use crate::protocol::frame::FrameError;
+use crate::protocol::message::{self, Severity};
 use crate::protocol::{Frame, TxStatus, sqlstate};
-use crate::route::decide::{Decision, UnitContext, decide};
-use crate::route::{Lane, Reason};
+use crate::route::Lane;
 use crate::upstream::Upstream;
 use crate::upstream::direct::Lease;
-use crate::upstream::inflight::Reply;
 
 use self::local::Local;
-use self::statements::{Outbound, Statements};
+use self::statements::Statements;
 
 pub use self::lifecycle::{connect_pooler, run};
 
@@ -212,306 +211,6 @@ impl Session {
     }
 
     // -----------------------------------------------------------------------------------------
-    // Client → upstream
-
-    /// Routes every complete frame the client has sent, unless a lane switch must wait.
-    async fn route_client_frames(&mut self) -> Result<(), End> {
-        let limit = self.ctx.config.client.max_message_size;
-        loop {
-            let frame = match self.units.stalled.take() {
-                Some(frame) if self.lane_quiescent(self.units.active) => frame,
-                Some(frame) => {
-                    self.units.stalled = Some(frame);
-                    return Ok(());
-                }
-                None => match try_take(&mut self.client.rbuf, limit) {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) => return Ok(()),
-                    Err(e) => return Err(self.protocol_error(e)),
-                },
-            };
-            self.last_client_frame = Instant::now();
-            if let Some(local) = self.units.local {
-                if frame.tag == b'X' {
-                    return Err(End::ClientGone);
-                }
-                self.units.local =
-                    local.on_client(&frame, &mut self.statements, &mut self.client.wbuf);
-                continue;
-            }
-            if frame.tag == b'X' {
-                return Err(End::ClientGone);
-            }
-            self.route_frame(frame).await?;
-        }
-    }
-
-    async fn route_frame(&mut self, frame: Frame) -> Result<(), End> {
-        let starts_unit =
-            !self.units.open && matches!(frame.tag, b'Q' | b'P' | b'B' | b'D' | b'C' | b'E' | b'F');
-        let lane = if starts_unit {
-            let decision = self.decide(&frame);
-            if decision.lane != self.units.active && !self.lane_quiescent(self.units.active) {
-                self.units.stalled = Some(frame);
-                return Ok(());
-            }
-            let Some((lane, reason)) = self.open_lane(decision).await else {
-                self.fail_unit_locally(&frame);
-                return Ok(());
-            };
-            metrics::routed(lane, reason);
-            self.units.active = lane;
-            self.units.started = Instant::now();
-            let key = self.upstream(lane).and_then(|up| up.key);
-            self.cancel.set(key.map(|key| CancelTarget { lane, key }));
-            lane
-        } else if self.upstream(self.units.active).is_some() {
-            self.units.active
-        } else {
-            // Nothing is connected on the active lane (its shared connection went back to the
-            // pool, or the pooler was lost while idle): a lone Sync or Flush goes to the pooler.
-            if self.open_lane(Decision { lane: Lane::Pooler, reason: Reason::Default }).await.is_none() {
-                self.fail_unit_locally(&frame);
-                return Ok(());
-            }
-            self.units.active = Lane::Pooler;
-            Lane::Pooler
-        };
-        self.units.open = match frame.tag {
-            b'Q' | b'F' | b'S' => false,
-            b'P' | b'B' | b'D' | b'C' | b'E' => true,
-            _ => self.units.open,
-        };
-        let virtualize = !matches!(self.direct, Direct::Dedicated { .. }) || lane == Lane::Pooler;
-        let started = self.units.started;
-        let Some(up) = upstream_of(&mut self.pooler, &mut self.direct, lane) else {
-            unreachable!("open_lane connected the lane")
-        };
-        let before = up.conn.wbuf.len();
-        self.statements.forward(
-            &frame,
-            Outbound {
-                wbuf: &mut up.conn.wbuf,
-                inflight: &mut up.inflight,
-                unnamed_slot: &mut up.unnamed_slot,
-                virtualize,
-                started,
-            },
-        );
-        metrics::bytes(
-            lane,
-            Direction::ToUpstream,
-            (up.conn.wbuf.len() - before) as u64,
-        );
-        Ok(())
-    }
-
-    fn decide(&self, frame: &Frame) -> Decision {
-        let detected = self
-            .statements
-            .sql_of(frame)
-            .and_then(|sql| self.ctx.detector.statement(sql));
-        let open_transaction = self
-            .upstream(self.units.active)
-            .filter(|up| up.status != TxStatus::Idle)
-            .map(|_| self.units.active);
-        decide(&UnitContext {
-            mode: self.ctx.config.mode,
-            session_tagged: self.tagged,
-            open_transaction,
-            detected,
-        })
-    }
-
-    /// Makes sure the decided lane has a connection. Falls back to the pooler when the direct
-    /// lane is unavailable. `None` when not even the pooler can be connected.
-    async fn open_lane(&mut self, decision: Decision) -> Option<(Lane, Reason)> {
-        if decision.lane == Lane::Direct {
-            match &self.direct {
-                Direct::Shared(_) | Direct::Dedicated { .. } => {
-                    return Some((Lane::Direct, decision.reason));
-                }
-                Direct::None if self.tagged => {}
-                Direct::None => match self.ctx.direct.acquire().await {
-                    Ok(lease) => {
-                        self.direct = Direct::Shared(lease);
-                        return Some((Lane::Direct, decision.reason));
-                    }
-                    Err(e) => {
-                        tracing::debug!(lane = "direct", error = %e, "lock-path unit falls back to the pooler")
-                    }
-                },
-            }
-            self.open_pooler().await?;
-            return Some((Lane::Pooler, Reason::DirectUnavailable));
-        }
-        self.open_pooler().await?;
-        Some((Lane::Pooler, decision.reason))
-    }
-
-    /// Reconnects the pooler lane after it was lost while idle, replaying the client's startup
-    /// parameters. The client never sees the drop.
-    async fn open_pooler(&mut self) -> Option<()> {
-        if self.pooler.is_some() {
-            return Some(());
-        }
-        match self.ctx.pooler.connect(&self.params).await {
-            Ok((upstream, _)) => {
-                tracing::info!(lane = "pooler", "reconnected the pooler lane");
-                self.pooler = Some(upstream);
-                Some(())
-            }
-            Err(e) => {
-                metrics::error(ErrorKind::UpstreamConnect);
-                tracing::warn!(lane = "pooler", error = %e, sqlstate = e.sqlstate(), "could not reconnect the pooler lane");
-                None
-            }
-        }
-    }
-
-    /// Answers a unit that could not be sent anywhere: an error, then the client's messages up
-    /// to `Sync` are discarded.
-    fn fail_unit_locally(&mut self, frame: &Frame) {
-        let msg = "lockroute: could not connect to the pooler; the statement did not run";
-        message::error_response(
-            &mut self.client.wbuf,
-            Severity::Error,
-            sqlstate::CONNECTION_FAILURE,
-            msg,
-        );
-        if matches!(frame.tag, b'Q' | b'F' | b'S') {
-            message::ready_for_query(&mut self.client.wbuf, TxStatus::Idle);
-        } else {
-            self.units.local = Some(Local::DiscardToSync {
-                then: TxStatus::Idle,
-            });
-        }
-        self.units.open = false;
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // Upstream → client
-
-    fn relay_upstream_frames(&mut self, lane: Lane) -> Result<(), End> {
-        let limit = self.ctx.config.client.max_message_size;
-        let before = self.client.wbuf.len();
-        loop {
-            let Some(up) = upstream_of(&mut self.pooler, &mut self.direct, lane) else {
-                return Ok(());
-            };
-            let frame = match try_take(&mut up.conn.rbuf, limit) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(lane = lane.as_str(), error = %e, "upstream sent a malformed frame");
-                    return self.on_upstream_lost(lane);
-                }
-            };
-            if frame.tag == b'E' && is_fatal(frame.body()) {
-                // The server closes after FATAL (57P01 admin shutdown, 25P03 idle timeout, ...):
-                // an upstream loss, not a client error.
-                let code = message::sqlstate(frame.body()).unwrap_or("");
-                tracing::info!(lane = lane.as_str(), sqlstate = code, "upstream sent FATAL");
-                return self.on_upstream_lost(lane);
-            }
-            match up.inflight.on_backend(frame.tag, frame.body()) {
-                Reply::Swallow => continue,
-                Reply::Forward => {}
-                Reply::UnitDone { status, started } => {
-                    up.status = status;
-                    up.last_used = Instant::now();
-                    if let Some(started) = started {
-                        metrics::request_duration(lane, started.elapsed());
-                    }
-                    // A transaction pooler may give the next transaction another server.
-                    if lane == Lane::Pooler && status == TxStatus::Idle {
-                        up.unnamed_slot = None;
-                    }
-                }
-            }
-            if frame.tag == b'E' {
-                up.unnamed_slot = None;
-            }
-            self.client.wbuf.put_slice(&frame.bytes);
-        }
-        metrics::bytes(
-            lane,
-            Direction::ToClient,
-            (self.client.wbuf.len() - before) as u64,
-        );
-        if self.units.active == lane && self.lane_quiescent(lane) {
-            self.cancel.set(None);
-        }
-        Ok(())
-    }
-
-    /// An upstream closed, failed, or sent FATAL.
-    fn on_upstream_lost(&mut self, lane: Lane) -> Result<(), End> {
-        let Some(up) = self.take_upstream(lane) else {
-            return Ok(());
-        };
-        let unit_open = self.units.active == lane && self.units.open;
-        let busy = !up.inflight.is_empty() || unit_open || up.status != TxStatus::Idle;
-        let dedicated = lane == Lane::Direct && self.tagged;
-        if !busy {
-            metrics::upstream_lost(lane, LossState::Idle);
-            tracing::info!(
-                lane = lane.as_str(),
-                "upstream lost while idle; reconnecting at the next unit"
-            );
-            if dedicated {
-                let msg = "lockroute: this session's direct connection was lost; its session state is gone";
-                return Err(self.close_with(
-                    sqlstate::CONNECTION_FAILURE,
-                    msg,
-                    "dedicated connection lost",
-                ));
-            }
-            return Ok(());
-        }
-        metrics::upstream_lost(lane, LossState::InFlight);
-        metrics::error(ErrorKind::UpstreamLost);
-        tracing::warn!(
-            lane = lane.as_str(),
-            "upstream lost in the middle of a unit"
-        );
-        let status = if up.status == TxStatus::Idle {
-            TxStatus::Idle
-        } else {
-            TxStatus::Failed
-        };
-        let mut inflight = up.inflight;
-        for _ in 0..inflight.clear() {
-            message::error_response(
-                &mut self.client.wbuf,
-                Severity::Error,
-                sqlstate::CONNECTION_FAILURE,
-                LOST_MESSAGE,
-            );
-            message::ready_for_query(&mut self.client.wbuf, status);
-        }
-        if unit_open {
-            message::error_response(
-                &mut self.client.wbuf,
-                Severity::Error,
-                sqlstate::CONNECTION_FAILURE,
-                LOST_MESSAGE,
-            );
-        }
-        self.cancel.set(None);
-        if dedicated {
-            return Err(self.close_with(
-                sqlstate::CONNECTION_FAILURE,
-                "lockroute: this session's direct connection was lost",
-                "dedicated connection lost",
-            ));
-        }
-        self.units.local = Local::after_loss(unit_open, status);
-        self.units.open = false;
-        Ok(())
-    }
-
-    // -----------------------------------------------------------------------------------------
     // State
 
     fn upstream(&self, lane: Lane) -> Option<&Upstream> {
@@ -569,13 +268,22 @@ impl Session {
 
     /// While a client holds a shared direct connection and the server is waiting on the
     /// client, it must send something before this deadline.
+    ///
+    /// The server waits on the client when it owes nothing, when it is in COPY FROM STDIN, or
+    /// when the client does not read its replies. The clock starts at the later of the
+    /// client's last message and the server's last answer, so a slow statement never counts
+    /// against its client.
     fn hold_deadline(&self) -> Option<Instant> {
-        match &self.direct {
-            Direct::Shared(lease) if lease.upstream_ref().inflight.is_empty() => {
-                Some(self.last_client_frame + self.ctx.config.direct_lane.hold_timeout)
-            }
-            _ => None,
-        }
+        let Direct::Shared(lease) = &self.direct else {
+            return None;
+        };
+        let up = lease.upstream_ref();
+        let waiting_on_client = up.inflight.is_empty()
+            || up.inflight.copy_in()
+            || self.client.wbuf.len() >= BACKPRESSURE;
+        waiting_on_client.then(|| {
+            self.last_client_frame.max(up.last_used) + self.ctx.config.direct_lane.hold_timeout
+        })
     }
 
     fn protocol_error(&mut self, e: FrameError) -> End {

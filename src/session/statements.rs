@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::time::Instant;
@@ -43,8 +44,11 @@ impl Statement {
 pub struct Statements {
     named: HashMap<Bytes, Arc<Statement>>,
     unnamed: Option<Arc<Statement>>,
-    next_id: u64,
 }
+
+/// Statement ids are unique across clients, because a shared direct connection's unnamed slot
+/// outlives the client that filled it.
+static NEXT_STATEMENT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The parts of an upstream that forwarding touches.
 pub struct Outbound<'a> {
@@ -90,9 +94,8 @@ impl Statements {
     pub fn record_parse(&mut self, body: &Bytes) -> Option<Arc<Statement>> {
         let (name, sql) = parse_message(body)?;
         let start = sql.as_ptr() as usize - body.as_ptr() as usize;
-        self.next_id += 1;
         let stmt = Arc::new(Statement {
-            id: self.next_id,
+            id: NEXT_STATEMENT_ID.fetch_add(1, Ordering::Relaxed),
             body: body.clone(),
             sql: start..start + sql.len(),
         });
@@ -173,6 +176,15 @@ impl Statements {
             b'S' => {
                 out.wbuf.put_slice(&frame.bytes);
                 out.inflight.push_sync(out.started);
+                // What the slot holds is only known until the server has processed the batch:
+                // an error skips an injected Parse, and a pooler may switch servers after it.
+                if out.virtualize {
+                    *out.unnamed_slot = None;
+                }
+            }
+            b'c' | b'f' => {
+                out.wbuf.put_slice(&frame.bytes);
+                out.inflight.push_copy_end();
             }
             _ => out.wbuf.put_slice(&frame.bytes),
         }

@@ -85,7 +85,9 @@ impl Drop for Lease {
             return;
         };
         let pool = self.pool.clone();
-        if upstream.is_clean() {
+        // The next client's statements have other ids; never trust the slot across clients.
+        upstream.unnamed_slot = None;
+        if upstream.is_clean() && !upstream.session_dirty {
             upstream.last_used = Instant::now();
             pool.idle.lock().unwrap().push(upstream);
             drop(permit);

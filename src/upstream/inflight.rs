@@ -6,7 +6,9 @@
 //! - each `Sync`, `Query` and `FunctionCall`, which each end in exactly one `ReadyForQuery`:
 //!   their count is the number of units still outstanding on the upstream;
 //! - after an `ErrorResponse` in the extended protocol the server skips every message up to
-//!   the next `Sync`, so the `Parse` entries before that `Sync` will never be answered.
+//!   the next `Sync`, so the `Parse` entries before that `Sync` will never be answered;
+//! - in copy-in mode the server ignores `Sync` until the client's `CopyDone` or `CopyFail`
+//!   (or its own error), so those `Sync`s get no `ReadyForQuery` either.
 //!
 //! <https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY>
 
@@ -46,6 +48,8 @@ pub enum Reply {
 pub struct InFlight {
     queue: VecDeque<Pending>,
     units: usize,
+    /// The server is in copy-in mode: it waits for the client's data and ignores `Sync`.
+    copy_in: bool,
 }
 
 impl InFlight {
@@ -54,8 +58,22 @@ impl InFlight {
     }
 
     pub fn push_sync(&mut self, started: Instant) {
+        if self.copy_in {
+            // Ignored by a server in copy-in mode: no ReadyForQuery will answer it.
+            return;
+        }
         self.queue.push_back(Pending::Sync { started });
         self.units += 1;
+    }
+
+    /// The client sent `CopyDone` or `CopyFail`: the server leaves copy-in mode.
+    pub fn push_copy_end(&mut self) {
+        self.copy_in = false;
+    }
+
+    /// The server waits for COPY data from the client.
+    pub fn copy_in(&self) -> bool {
+        self.copy_in
     }
 
     pub fn push_simple(&mut self, started: Instant) {
@@ -68,9 +86,9 @@ impl InFlight {
         self.units
     }
 
-    /// Nothing at all is owed: no unit, and no `Parse` of an unfinished batch.
+    /// Nothing at all is owed: no unit, no `Parse` of an unfinished batch, no COPY in progress.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.queue.is_empty() && !self.copy_in
     }
 
     /// Forgets everything owed: the upstream is gone.
@@ -78,6 +96,7 @@ impl InFlight {
         let units = self.units;
         self.queue.clear();
         self.units = 0;
+        self.copy_in = false;
         units
     }
 
@@ -96,7 +115,20 @@ impl InFlight {
                 }
                 _ => Reply::Forward,
             },
+            b'G' => {
+                // CopyInResponse. Every Sync the client sent after the COPY's Execute reached a
+                // server in copy-in mode and was ignored; so will be those it sends until
+                // CopyDone. (Clients wait for this message before sending data, so no CopyDone
+                // can be queued yet.)
+                self.copy_in = true;
+                let before = self.queue.len();
+                self.queue.retain(|p| !matches!(p, Pending::Sync { .. }));
+                self.units -= before - self.queue.len();
+                Reply::Forward
+            }
             b'E' => {
+                // An error ends copy-in mode; the next Sync is honoured again.
+                self.copy_in = false;
                 if !matches!(self.queue.front(), Some(Pending::Simple { .. })) {
                     // Extended protocol: the server now skips to the next Sync.
                     while let Some(Pending::Parse { .. }) = self.queue.front() {
@@ -206,6 +238,42 @@ mod tests {
         for tag in [b'N', b'S', b'A', b'D', b'C'] {
             assert_eq!(f.on_backend(tag, b""), Reply::Forward);
         }
+        assert_eq!(f.outstanding(), 1);
+    }
+
+    #[test]
+    fn extended_copy_in_syncs_before_copy_done_are_not_units() {
+        // tokio-postgres: Bind, Execute, Sync | CopyInResponse | CopyData, CopyDone, Sync.
+        let mut f = InFlight::default();
+        f.push_sync(now());
+        assert_eq!(f.on_backend(b'2', b""), Reply::Forward);
+        assert_eq!(f.on_backend(b'G', b""), Reply::Forward);
+        assert_eq!(f.outstanding(), 0);
+        assert!(!f.is_empty(), "a COPY in progress is owed work");
+        f.push_sync(now());
+        assert_eq!(
+            f.outstanding(),
+            0,
+            "a Sync during copy-in is ignored by the server"
+        );
+        f.push_copy_end();
+        f.push_sync(now());
+        assert_eq!(f.outstanding(), 1);
+        assert_eq!(f.on_backend(b'C', b""), Reply::Forward);
+        assert!(matches!(f.on_backend(b'Z', b"I"), Reply::UnitDone { .. }));
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn error_during_copy_in_honours_the_next_sync() {
+        let mut f = InFlight::default();
+        f.push_simple(now());
+        assert_eq!(f.on_backend(b'G', b""), Reply::Forward);
+        assert_eq!(f.outstanding(), 1, "a simple COPY keeps its Query unit");
+        assert_eq!(f.on_backend(b'E', b""), Reply::Forward);
+        assert!(matches!(f.on_backend(b'Z', b"I"), Reply::UnitDone { .. }));
+        assert!(f.is_empty());
+        f.push_sync(now());
         assert_eq!(f.outstanding(), 1);
     }
 

@@ -65,6 +65,7 @@ impl LaneTarget {
             key: connected.key,
             unnamed_slot: None,
             last_used: Instant::now(),
+            session_dirty: false,
             _guard: metrics::upstream_opened(self.lane),
         };
         Ok((upstream, connected.parameters))
@@ -87,6 +88,39 @@ pub enum UpstreamError {
     Fatal(String),
     #[error("upstream did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("the connection's client left in the middle of a batch or a COPY")]
+    Abandoned,
+}
+
+/// Puts a shared session back to how it started, without dropping the prepared statements
+/// lockroute relies on: GUCs, LISTENs, cursors, session advisory locks, temp tables.
+const SESSION_RESET: &str =
+    "RESET ALL; UNLISTEN *; CLOSE ALL; SELECT pg_advisory_unlock_all(); DISCARD TEMP";
+
+/// Whether a command tag leaves session state as it was. Anything else (`SET`, `LISTEN`,
+/// `DECLARE CURSOR`, `PREPARE`, `CREATE TEMP TABLE` ...) marks a shared connection for reset.
+pub fn leaves_session_clean(command_tag: &[u8]) -> bool {
+    let verb = command_tag
+        .split(|&b| b == b' ' || b == 0)
+        .next()
+        .unwrap_or_default();
+    matches!(
+        verb,
+        b"SELECT"
+            | b"INSERT"
+            | b"UPDATE"
+            | b"DELETE"
+            | b"MERGE"
+            | b"COPY"
+            | b"FETCH"
+            | b"MOVE"
+            | b"BEGIN"
+            | b"COMMIT"
+            | b"ROLLBACK"
+            | b"START"
+            | b"SAVEPOINT"
+            | b"RELEASE"
+    )
 }
 
 /// One connection to a lane, with what it still owes.
@@ -99,7 +133,11 @@ pub struct Upstream {
     pub key: Option<BackendKey>,
     /// The client statement this server's unnamed slot holds, when lockroute knows.
     pub unnamed_slot: Option<u64>,
+    /// When the server last answered or was handed back.
     pub last_used: Instant,
+    /// A statement may have changed session state (a `SET`, `LISTEN`, a cursor ...): reset it
+    /// before another client uses this connection.
+    pub session_dirty: bool,
     _guard: UpstreamGuard,
 }
 
@@ -129,6 +167,8 @@ impl Upstream {
         timeout: Duration,
         limit: usize,
     ) -> Result<TxStatus, UpstreamError> {
+        // A simple Query destroys the unnamed statement.
+        self.unnamed_slot = None;
         self.conn.wbuf.extend_from_slice(&message::query(sql));
         self.inflight.push_simple(Instant::now());
         tokio::time::timeout(timeout, self.settle(limit))
@@ -137,15 +177,16 @@ impl Upstream {
         Ok(self.status)
     }
 
-    /// Reads and discards replies until nothing is owed; then, if a transaction is open, rolls
-    /// it back. Afterwards the connection is clean.
+    /// Reads and discards replies until nothing is owed; then rolls back an open transaction
+    /// and resets session state a statement may have changed. Afterwards the connection is
+    /// clean. A connection whose last batch was never ended, or that is in COPY, is refused
+    /// instead: ending the batch with a Sync would commit what its client abandoned.
     pub async fn reset(&mut self, timeout: Duration, limit: usize) -> Result<(), UpstreamError> {
+        let unended_batch = !self.inflight.is_empty() && self.inflight.outstanding() == 0;
+        if self.inflight.copy_in() || unended_batch {
+            return Err(UpstreamError::Abandoned);
+        }
         let work = async {
-            if !self.inflight.is_empty() && self.inflight.outstanding() == 0 {
-                // A batch without Sync (e.g. Parse/Describe/Flush): end it.
-                self.conn.wbuf.extend_from_slice(&message::sync());
-                self.inflight.push_sync(Instant::now());
-            }
             self.settle(limit).await?;
             if self.status != TxStatus::Idle {
                 self.conn
@@ -153,6 +194,14 @@ impl Upstream {
                     .extend_from_slice(&message::query("ROLLBACK"));
                 self.inflight.push_simple(Instant::now());
                 self.settle(limit).await?;
+            }
+            if self.session_dirty {
+                self.conn
+                    .wbuf
+                    .extend_from_slice(&message::query(SESSION_RESET));
+                self.inflight.push_simple(Instant::now());
+                self.settle(limit).await?;
+                self.session_dirty = false;
             }
             Ok::<_, UpstreamError>(())
         };

@@ -94,9 +94,11 @@ impl Proxy {
         super::pg_connect(&self.url()).await
     }
 
-    /// Starts the drain and waits for `app::run` to return.
+    /// Stops the proxy at once (drain, then abort: the drain itself is tested on the real
+    /// binary) and waits for `app::run` to return.
     pub async fn stop(self) {
         self.shutdown.drain.cancel();
+        self.shutdown.abort.cancel();
         self.task
             .await
             .expect("app::run panicked")

@@ -1,0 +1,200 @@
+//! Client → upstream: takes the client's frames off its buffer, decides the lane at the first
+//! message of each unit, opens or leases that lane's connection, and forwards the frames.
+
+use tokio::time::Instant;
+
+use crate::cancel::CancelTarget;
+use crate::metrics::{self, Direction, ErrorKind};
+use crate::protocol::frame::try_take;
+use crate::protocol::message::{self, Severity};
+use crate::protocol::{Frame, TxStatus, sqlstate};
+use crate::route::decide::{Decision, UnitContext, decide};
+use crate::route::{Lane, Reason};
+
+use super::local::Local;
+use super::statements::Outbound;
+use super::{Direct, End, Session, upstream_of};
+
+impl Session {
+    /// Routes every complete frame the client has sent, unless a lane switch must wait.
+    pub(super) async fn route_client_frames(&mut self) -> Result<(), End> {
+        let limit = self.ctx.config.client.max_message_size;
+        loop {
+            let frame = match self.units.stalled.take() {
+                Some(frame) if self.lane_quiescent(self.units.active) => frame,
+                Some(frame) => {
+                    self.units.stalled = Some(frame);
+                    return Ok(());
+                }
+                None => match try_take(&mut self.client.rbuf, limit) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => return Ok(()),
+                    Err(e) => return Err(self.protocol_error(e)),
+                },
+            };
+            self.last_client_frame = Instant::now();
+            if let Some(local) = self.units.local {
+                if frame.tag == b'X' {
+                    return Err(End::ClientGone);
+                }
+                self.units.local =
+                    local.on_client(&frame, &mut self.statements, &mut self.client.wbuf);
+                continue;
+            }
+            if frame.tag == b'X' {
+                return Err(End::ClientGone);
+            }
+            self.route_frame(frame).await?;
+        }
+    }
+
+    pub(super) async fn route_frame(&mut self, frame: Frame) -> Result<(), End> {
+        let starts_unit =
+            !self.units.open && matches!(frame.tag, b'Q' | b'P' | b'B' | b'D' | b'C' | b'E' | b'F');
+        let lane = if starts_unit {
+            let decision = self.decide(&frame);
+            if decision.lane != self.units.active && !self.lane_quiescent(self.units.active) {
+                self.units.stalled = Some(frame);
+                return Ok(());
+            }
+            let Some((lane, reason)) = self.open_lane(decision).await else {
+                self.fail_unit_locally(&frame);
+                return Ok(());
+            };
+            metrics::routed(lane, reason);
+            self.units.active = lane;
+            self.units.started = Instant::now();
+            let key = self.upstream(lane).and_then(|up| up.key);
+            self.cancel.set(key.map(|key| CancelTarget { lane, key }));
+            lane
+        } else if self.upstream(self.units.active).is_some() {
+            self.units.active
+        } else {
+            // Nothing is connected on the active lane (its shared connection went back to the
+            // pool, or the pooler was lost while idle): a lone Sync or Flush goes to the pooler.
+            if self
+                .open_lane(Decision {
+                    lane: Lane::Pooler,
+                    reason: Reason::Default,
+                })
+                .await
+                .is_none()
+            {
+                self.fail_unit_locally(&frame);
+                return Ok(());
+            }
+            self.units.active = Lane::Pooler;
+            Lane::Pooler
+        };
+        self.units.open = match frame.tag {
+            b'Q' | b'F' | b'S' => false,
+            b'P' | b'B' | b'D' | b'C' | b'E' => true,
+            _ => self.units.open,
+        };
+        let virtualize = !matches!(self.direct, Direct::Dedicated { .. }) || lane == Lane::Pooler;
+        let started = self.units.started;
+        let Some(up) = upstream_of(&mut self.pooler, &mut self.direct, lane) else {
+            unreachable!("open_lane connected the lane")
+        };
+        let before = up.conn.wbuf.len();
+        self.statements.forward(
+            &frame,
+            Outbound {
+                wbuf: &mut up.conn.wbuf,
+                inflight: &mut up.inflight,
+                unnamed_slot: &mut up.unnamed_slot,
+                virtualize,
+                started,
+            },
+        );
+        metrics::bytes(
+            lane,
+            Direction::ToUpstream,
+            (up.conn.wbuf.len() - before) as u64,
+        );
+        Ok(())
+    }
+
+    pub(super) fn decide(&self, frame: &Frame) -> Decision {
+        let detected = self
+            .statements
+            .sql_of(frame)
+            .and_then(|sql| self.ctx.detector.statement(sql));
+        let open_transaction = self
+            .upstream(self.units.active)
+            .filter(|up| up.status != TxStatus::Idle)
+            .map(|_| self.units.active);
+        decide(&UnitContext {
+            mode: self.ctx.config.mode,
+            session_tagged: self.tagged,
+            open_transaction,
+            detected,
+        })
+    }
+
+    /// Makes sure the decided lane has a connection. Falls back to the pooler when the direct
+    /// lane is unavailable. `None` when not even the pooler can be connected.
+    pub(super) async fn open_lane(&mut self, decision: Decision) -> Option<(Lane, Reason)> {
+        if decision.lane == Lane::Direct {
+            match &self.direct {
+                Direct::Shared(_) | Direct::Dedicated { .. } => {
+                    return Some((Lane::Direct, decision.reason));
+                }
+                Direct::None if self.tagged => {}
+                Direct::None => match self.ctx.direct.acquire().await {
+                    Ok(lease) => {
+                        self.direct = Direct::Shared(lease);
+                        return Some((Lane::Direct, decision.reason));
+                    }
+                    Err(e) => {
+                        tracing::debug!(lane = "direct", error = %e, "lock-path unit falls back to the pooler")
+                    }
+                },
+            }
+            self.open_pooler().await?;
+            return Some((Lane::Pooler, Reason::DirectUnavailable));
+        }
+        self.open_pooler().await?;
+        Some((Lane::Pooler, decision.reason))
+    }
+
+    /// Reconnects the pooler lane after it was lost while idle, replaying the client's startup
+    /// parameters. The client never sees the drop.
+    pub(super) async fn open_pooler(&mut self) -> Option<()> {
+        if self.pooler.is_some() {
+            return Some(());
+        }
+        match self.ctx.pooler.connect(&self.params).await {
+            Ok((upstream, _)) => {
+                tracing::info!(lane = "pooler", "reconnected the pooler lane");
+                self.pooler = Some(upstream);
+                Some(())
+            }
+            Err(e) => {
+                metrics::error(ErrorKind::UpstreamConnect);
+                tracing::warn!(lane = "pooler", error = %e, sqlstate = e.sqlstate(), "could not reconnect the pooler lane");
+                None
+            }
+        }
+    }
+
+    /// Answers a unit that could not be sent anywhere: an error, then the client's messages up
+    /// to `Sync` are discarded.
+    pub(super) fn fail_unit_locally(&mut self, frame: &Frame) {
+        let msg = "lockroute: could not connect to the pooler; the statement did not run";
+        message::error_response(
+            &mut self.client.wbuf,
+            Severity::Error,
+            sqlstate::CONNECTION_FAILURE,
+            msg,
+        );
+        if matches!(frame.tag, b'Q' | b'F' | b'S') {
+            message::ready_for_query(&mut self.client.wbuf, TxStatus::Idle);
+        } else {
+            self.units.local = Some(Local::DiscardToSync {
+                then: TxStatus::Idle,
+            });
+        }
+        self.units.open = false;
+    }
+}

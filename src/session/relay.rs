@@ -1,0 +1,142 @@
+//! Upstream → client: relays replies in order, swallows what the client never asked for, and
+//! turns an upstream lost in the middle of a unit into `08006` for each unit it owed.
+
+use bytes::BufMut;
+use tokio::time::Instant;
+
+use crate::metrics::{self, Direction, ErrorKind, LossState};
+use crate::protocol::frame::try_take;
+use crate::protocol::message::{self, Severity, is_fatal};
+use crate::protocol::{TxStatus, sqlstate};
+use crate::route::Lane;
+use crate::upstream::inflight::Reply;
+use crate::upstream::leaves_session_clean;
+
+use super::local::Local;
+use super::{End, LOST_MESSAGE, Session, upstream_of};
+
+impl Session {
+    pub(super) fn relay_upstream_frames(&mut self, lane: Lane) -> Result<(), End> {
+        let limit = self.ctx.config.client.max_message_size;
+        let before = self.client.wbuf.len();
+        loop {
+            let Some(up) = upstream_of(&mut self.pooler, &mut self.direct, lane) else {
+                return Ok(());
+            };
+            let frame = match try_take(&mut up.conn.rbuf, limit) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(lane = lane.as_str(), error = %e, "upstream sent a malformed frame");
+                    return self.on_upstream_lost(lane);
+                }
+            };
+            if frame.tag == b'E' && is_fatal(frame.body()) {
+                // The server closes after FATAL (57P01 admin shutdown, 25P03 idle timeout, ...):
+                // an upstream loss, not a client error.
+                let code = message::sqlstate(frame.body()).unwrap_or("");
+                tracing::info!(lane = lane.as_str(), sqlstate = code, "upstream sent FATAL");
+                return self.on_upstream_lost(lane);
+            }
+            match up.inflight.on_backend(frame.tag, frame.body()) {
+                Reply::Swallow => continue,
+                Reply::Forward => {}
+                Reply::UnitDone { status, started } => {
+                    up.status = status;
+                    up.last_used = Instant::now();
+                    if let Some(started) = started {
+                        metrics::request_duration(lane, started.elapsed());
+                    }
+                    // A transaction pooler may give the next transaction another server.
+                    if lane == Lane::Pooler && status == TxStatus::Idle {
+                        up.unnamed_slot = None;
+                    }
+                }
+            }
+            match frame.tag {
+                b'E' => up.unnamed_slot = None,
+                b'C' if !leaves_session_clean(frame.body()) => up.session_dirty = true,
+                _ => {}
+            }
+            self.client.wbuf.put_slice(&frame.bytes);
+        }
+        if let Some(up) = upstream_of(&mut self.pooler, &mut self.direct, lane) {
+            up.last_used = Instant::now();
+        }
+        metrics::bytes(
+            lane,
+            Direction::ToClient,
+            (self.client.wbuf.len() - before) as u64,
+        );
+        if self.units.active == lane && self.lane_quiescent(lane) {
+            self.cancel.set(None);
+        }
+        Ok(())
+    }
+
+    /// An upstream closed, failed, or sent FATAL.
+    pub(super) fn on_upstream_lost(&mut self, lane: Lane) -> Result<(), End> {
+        let Some(up) = self.take_upstream(lane) else {
+            return Ok(());
+        };
+        let unit_open = self.units.active == lane && self.units.open;
+        let busy = !up.inflight.is_empty() || unit_open || up.status != TxStatus::Idle;
+        let dedicated = lane == Lane::Direct && self.tagged;
+        if !busy {
+            metrics::upstream_lost(lane, LossState::Idle);
+            tracing::info!(
+                lane = lane.as_str(),
+                "upstream lost while idle; reconnecting at the next unit"
+            );
+            if dedicated {
+                let msg = "lockroute: this session's direct connection was lost; its session state is gone";
+                return Err(self.close_with(
+                    sqlstate::CONNECTION_FAILURE,
+                    msg,
+                    "dedicated connection lost",
+                ));
+            }
+            return Ok(());
+        }
+        metrics::upstream_lost(lane, LossState::InFlight);
+        metrics::error(ErrorKind::UpstreamLost);
+        tracing::warn!(
+            lane = lane.as_str(),
+            "upstream lost in the middle of a unit"
+        );
+        let status = if up.status == TxStatus::Idle {
+            TxStatus::Idle
+        } else {
+            TxStatus::Failed
+        };
+        let mut inflight = up.inflight;
+        for _ in 0..inflight.clear() {
+            message::error_response(
+                &mut self.client.wbuf,
+                Severity::Error,
+                sqlstate::CONNECTION_FAILURE,
+                LOST_MESSAGE,
+            );
+            message::ready_for_query(&mut self.client.wbuf, status);
+        }
+        if unit_open {
+            message::error_response(
+                &mut self.client.wbuf,
+                Severity::Error,
+                sqlstate::CONNECTION_FAILURE,
+                LOST_MESSAGE,
+            );
+        }
+        self.cancel.set(None);
+        if dedicated {
+            return Err(self.close_with(
+                sqlstate::CONNECTION_FAILURE,
+                "lockroute: this session's direct connection was lost",
+                "dedicated connection lost",
+            ));
+        }
+        self.units.local = Local::after_loss(unit_open, status);
+        self.units.open = false;
+        Ok(())
+    }
+}

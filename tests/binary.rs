@@ -170,8 +170,7 @@ async fn drain_timeout_closes_idle_sessions_with_57p01_and_exits_zero() {
     let err = conn_task
         .await
         .unwrap()
-        .err()
-        .expect("the session was closed by the server");
+        .expect_err("the session was closed by the server");
     assert_eq!(
         err.code(),
         Some(&tokio_postgres::error::SqlState::ADMIN_SHUTDOWN),

@@ -121,19 +121,13 @@ async fn wrong_password_is_rejected_with_28p01() {
         "postgres://app:wrong@127.0.0.1:{}/app?sslmode=disable",
         proxy.addr.port()
     );
-    let err = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .err()
-        .expect("login must fail");
+    let err = common::proxy::connect_err(&url).await;
     assert_eq!(err.code(), Some(&SqlState::INVALID_PASSWORD), "{err}");
     let unknown_user = format!(
         "postgres://mallory:app-secret@127.0.0.1:{}/app?sslmode=disable",
         proxy.addr.port()
     );
-    let err = tokio_postgres::connect(&unknown_user, tokio_postgres::NoTls)
-        .await
-        .err()
-        .expect("login must fail");
+    let err = common::proxy::connect_err(&unknown_user).await;
     assert_eq!(err.code(), Some(&SqlState::INVALID_PASSWORD), "{err}");
     // The proxy keeps serving.
     assert_eq!(current_user(&proxy.connect().await).await, "pooler");
@@ -189,10 +183,7 @@ async fn upstream_verify_full_with_the_wrong_root_fails_cleanly() {
         env: &[],
     })
     .await;
-    let err = tokio_postgres::connect(&proxy.url(), tokio_postgres::NoTls)
-        .await
-        .err()
-        .expect("must fail");
+    let err = common::proxy::connect_err(&proxy.url()).await;
     assert_eq!(
         err.code(),
         Some(&SqlState::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
@@ -212,8 +203,7 @@ async fn cancel_request_cancels_a_running_pg_sleep() {
     let err = running
         .await
         .unwrap()
-        .err()
-        .expect("the query must be cancelled");
+        .expect_err("the query must be cancelled");
     assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err}");
     proxy.stop().await;
 }
@@ -271,14 +261,12 @@ async fn pgbouncer_kill_mid_transaction_gives_08006_then_a_usable_session() {
     let err = client
         .query_one("select 2", &[])
         .await
-        .err()
-        .expect("the transaction is gone");
+        .expect_err("the transaction is gone");
     assert_eq!(err.code(), Some(&SqlState::CONNECTION_FAILURE), "{err}");
     let err = client
         .query_one("select 3", &[])
         .await
-        .err()
-        .expect("still in the failed transaction");
+        .expect_err("still in the failed transaction");
     assert_eq!(
         err.code(),
         Some(&SqlState::IN_FAILED_SQL_TRANSACTION),

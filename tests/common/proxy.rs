@@ -241,3 +241,11 @@ pub mod raw {
         s.write_all(bytes).await.unwrap();
     }
 }
+
+/// Connects with tokio-postgres and expects the login to fail; returns the error.
+pub async fn connect_err(url: &str) -> tokio_postgres::Error {
+    match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+        Ok(_) => panic!("connecting to {} must fail", super::redact(url)),
+        Err(e) => e,
+    }
+}

@@ -348,3 +348,61 @@ async fn ten_clients_share_one_direct_connection_and_never_see_each_others_repli
     );
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn idle_in_transaction_on_the_shared_direct_connection_is_cut_off() {
+    let proxy = Proxy::start(&["--direct-pool-size", "1", "--direct-hold-timeout", "300ms"]).await;
+    let (hog, connection) = tokio_postgres::connect(&proxy.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let hog_conn = tokio::spawn(connection);
+    // A statement-tagged BEGIN holds the shared connection until the transaction ends.
+    hog.batch_execute(&format!("{TAG}begin")).await.unwrap();
+    // Another worker's heartbeat waits at most the hold timeout, then runs on the direct lane.
+    let other = proxy.connect().await;
+    let rows = common::simple_rows(&other, &format!("{TAG}select current_user")).await;
+    assert_eq!(rows[0].get(0), Some("app"));
+    let err = hog_conn
+        .await
+        .unwrap()
+        .expect_err("the idle holder is closed");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT),
+        "{err}"
+    );
+    assert!(
+        proxy
+            .metric("lockroute_errors_total{kind=\"direct_hold_timeout\"}")
+            .await
+            >= 1.0
+    );
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn idle_shared_direct_connection_gets_a_keepalive() {
+    let proxy = Proxy::start(&["--direct-keepalive-interval", "200ms"]).await;
+    let client = proxy.connect().await;
+    let rows = common::simple_rows(&client, &format!("{TAG}select pg_backend_pid()::text")).await;
+    let pid: i32 = rows[0].get(0).unwrap().parse().unwrap();
+    // PostgreSQL's own view of that backend: its last statement becomes the keepalive `;`.
+    let observer = pg_connect(&StandIn::shared().super_url).await;
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = observer
+            .query_one("select query from pg_stat_activity where pid = $1", &[&pid])
+            .await
+            .unwrap()
+            .get(0);
+        if last == ";" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(last, ";", "the idle shared connection was never pinged");
+    // And it is still the same, healthy connection.
+    let again = common::simple_rows(&client, &format!("{TAG}select pg_backend_pid()::text")).await;
+    assert_eq!(again[0].get(0).unwrap().parse::<i32>().unwrap(), pid);
+    proxy.stop().await;
+}

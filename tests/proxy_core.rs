@@ -332,3 +332,61 @@ async fn pgbench_all_protocol_modes_run_with_zero_failures() {
     }
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn copy_in_and_out_pass_through_and_leave_the_session_usable() {
+    use futures_util::{SinkExt, TryStreamExt};
+    let proxy = Proxy::start(&[]).await;
+    let client = proxy.connect().await;
+    let table = common::unique_name("copy");
+    client
+        .batch_execute(&format!("create table {table} (id int, v text)"))
+        .await
+        .unwrap();
+    // Extended-protocol COPY (tokio-postgres): Bind/Execute/Sync, data, CopyDone, Sync.
+    let sink = client
+        .copy_in(&format!("copy {table} from stdin"))
+        .await
+        .unwrap();
+    let mut sink = std::pin::pin!(sink);
+    sink.send(bytes::Bytes::from_static(b"1\tone\n2\ttwo\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    let out: Vec<bytes::Bytes> = client
+        .copy_out(&format!("copy {table} to stdout"))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(out.concat(), b"1\tone\n2\ttwo\n");
+    // After a COPY the client can still switch lanes: nothing is left owed.
+    let rows = common::simple_rows(&client, "/* lockroute:direct */ select current_user").await;
+    assert_eq!(rows[0].get(0), Some("app"));
+    // psql's \copy uses the simple protocol, both ways.
+    let url = proxy.url();
+    let csv = std::env::temp_dir().join(format!("{table}.tsv"));
+    std::fs::write(&csv, "3\tthree\n").unwrap();
+    let copy_in = psql(&url, &format!("\\copy {table} from '{}'", csv.display())).await;
+    assert!(
+        copy_in.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy_in.stderr)
+    );
+    let copy_out = psql(
+        &url,
+        &format!("\\copy (select v from {table} order by id) to stdout"),
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&copy_out.stdout),
+        "one\ntwo\nthree\n"
+    );
+    std::fs::remove_file(csv).unwrap();
+    client
+        .batch_execute(&format!("drop table {table}"))
+        .await
+        .unwrap();
+    proxy.stop().await;
+}

@@ -166,7 +166,7 @@ impl Session {
         }
         match self.ctx.pooler.connect(&self.params).await {
             Ok((upstream, _)) => {
-                tracing::info!(lane = "pooler", "reconnected the pooler lane");
+                tracing::debug!(lane = "pooler", "reconnected the pooler lane");
                 self.pooler = Some(upstream);
                 Some(())
             }

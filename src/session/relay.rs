@@ -35,7 +35,7 @@ impl Session {
                 // The server closes after FATAL (57P01 admin shutdown, 25P03 idle timeout, ...):
                 // an upstream loss, not a client error.
                 let code = message::sqlstate(frame.body()).unwrap_or("");
-                tracing::info!(lane = lane.as_str(), sqlstate = code, "upstream sent FATAL");
+                tracing::debug!(lane = lane.as_str(), sqlstate = code, "upstream sent FATAL");
                 return self.on_upstream_lost(lane);
             }
             match up.inflight.on_backend(frame.tag, frame.body()) {
@@ -84,7 +84,8 @@ impl Session {
         let dedicated = lane == Lane::Direct && self.tagged;
         if !busy {
             metrics::upstream_lost(lane, LossState::Idle);
-            tracing::info!(
+            // Routine behind a transaction pooler: counted, not logged above debug.
+            tracing::debug!(
                 lane = lane.as_str(),
                 "upstream lost while idle; reconnecting at the next unit"
             );

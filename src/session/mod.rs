@@ -108,6 +108,10 @@ struct Session {
 impl Session {
     async fn run_loop(&mut self) -> End {
         let terminate = self.ctx.terminate.clone();
+        // One waiter for the whole session: creating it per iteration would register with the
+        // token shared by every session, on every round trip.
+        let terminated = terminate.cancelled();
+        tokio::pin!(terminated);
         loop {
             if let Err(end) = self.route_client_frames().await {
                 return end;
@@ -134,7 +138,7 @@ impl Session {
                     );
                     return self.close_with(sqlstate::IDLE_IN_TRANSACTION_TIMEOUT, &msg, "direct hold timeout");
                 }
-                _ = terminate.cancelled(), if !terminate.is_cancelled() => continue,
+                _ = &mut terminated, if !terminate.is_cancelled() => continue,
             };
             if let Err(end) = self.on_ready(ready) {
                 return end;

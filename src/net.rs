@@ -140,8 +140,17 @@ impl Conn {
     }
 
     /// Reads whatever is available into `rbuf`. `Ok(0)` is end of stream.
+    ///
+    /// An idle plain-TCP connection holds no read buffer: memory is reserved only once the
+    /// socket is readable, so a thousand idle clients cost a thousand sockets, not a thousand
+    /// buffers.
     pub fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+            if let Stream::Plain(tcp) = &self.io
+                && self.rbuf.is_empty()
+            {
+                std::task::ready!(tcp.poll_read_ready(cx))?;
+            }
             self.rbuf.reserve(READ_CHUNK);
         }
         tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf)
@@ -189,10 +198,10 @@ impl Conn {
 
     /// Frees buffer memory while the connection is idle, so that an idle client costs little.
     pub fn shrink_idle(&mut self) {
-        if self.rbuf.is_empty() && self.rbuf.capacity() > READ_CHUNK {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
             self.rbuf = bytes::BytesMut::new();
         }
-        if self.wbuf.is_empty() && self.wbuf.capacity() > READ_CHUNK {
+        if self.wbuf.is_empty() && self.wbuf.capacity() > 0 {
             self.wbuf = bytes::BytesMut::new();
         }
     }

@@ -125,6 +125,11 @@ impl Session {
             }
             if self.is_idle() {
                 self.client.shrink_idle();
+                for lane in Lane::ALL {
+                    if let Some(up) = self.upstream_mut(lane) {
+                        up.conn.shrink_idle();
+                    }
+                }
             }
             let hold_deadline = self.hold_deadline();
             let ready = tokio::select! {

@@ -406,3 +406,37 @@ async fn idle_shared_direct_connection_gets_a_keepalive() {
     assert_eq!(again[0].get(0).unwrap().parse::<i32>().unwrap(), pid);
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn one_prepared_statement_on_the_shared_connection_serves_every_client() {
+    let proxy = Proxy::start(&["--direct-pool-size", "1"]).await;
+    let marker = common::unique_name("dedup");
+    let sql = format!("{TAG}select $1::int as n, current_user::text, '{marker}' as marker");
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(proxy.connect().await);
+    }
+    for round in 0..5i32 {
+        for (c, client) in clients.iter().enumerate() {
+            // Each client prepares the statement under its own name and runs it: the shared
+            // connection must map them all onto one server-side statement.
+            let stmt = client.prepare(&sql).await.unwrap();
+            let n = round * 10 + c as i32;
+            let row = client.query_one(&stmt, &[&n]).await.unwrap();
+            assert_eq!(row.get::<_, i32>(0), n);
+            assert_eq!(row.get::<_, String>(1), "app");
+        }
+    }
+    // Ask the shared backend itself which statements it holds.
+    let rows = common::simple_rows(
+        &clients[0],
+        &format!("{TAG}select count(*) from pg_prepared_statements where statement like '%{marker}%' and statement not like '%pg_prepared_statements%'"),
+    )
+    .await;
+    assert_eq!(
+        rows[0].get(0),
+        Some("1"),
+        "one server-side statement for every client and use"
+    );
+    proxy.stop().await;
+}

@@ -12,7 +12,7 @@ use crate::route::decide::{Decision, UnitContext, decide};
 use crate::route::{Lane, Reason};
 
 use super::local::Local;
-use super::statements::Outbound;
+use super::statements::{Outbound, Shared};
 use super::{Direct, End, Session, upstream_of};
 
 impl Session {
@@ -52,6 +52,10 @@ impl Session {
         let starts_unit =
             !self.units.open && matches!(frame.tag, b'Q' | b'P' | b'B' | b'D' | b'C' | b'E' | b'F');
         let lane = if starts_unit {
+            if self.must_wait_for_active_lane() {
+                self.units.stalled = Some(frame);
+                return Ok(());
+            }
             let decision = self.decide(&frame);
             if decision.lane != self.units.active && !self.lane_quiescent(self.units.active) {
                 self.units.stalled = Some(frame);
@@ -92,6 +96,7 @@ impl Session {
             _ => self.units.open,
         };
         let virtualize = !matches!(self.direct, Direct::Dedicated { .. }) || lane == Lane::Pooler;
+        let shared_direct = lane == Lane::Direct && matches!(self.direct, Direct::Shared(_));
         let started = self.units.started;
         let Some(up) = upstream_of(&mut self.pooler, &mut self.direct, lane) else {
             unreachable!("open_lane connected the lane")
@@ -105,6 +110,11 @@ impl Session {
                 unnamed_slot: &mut up.unnamed_slot,
                 virtualize,
                 started,
+                shared: shared_direct.then_some(Shared {
+                    names: &mut up.names,
+                    reply: &mut self.client.wbuf,
+                    unit_start: starts_unit,
+                }),
             },
         );
         metrics::bytes(
@@ -113,6 +123,26 @@ impl Session {
             (up.conn.wbuf.len() - before) as u64,
         );
         Ok(())
+    }
+
+    /// Whether a new unit must wait until the active lane has answered everything, before it
+    /// is even decided:
+    ///
+    /// - toward the pooler, always: a transaction pooler releases its server at the
+    ///   `ReadyForQuery` `I` of one unit and drops the replies to anything pipelined behind it
+    ///   (PgBouncer: "got packet from server when not linked"), so units go one at a time;
+    /// - on any lane inside a transaction: the decision depends on whether the transaction is
+    ///   still open, and a `COMMIT` still in flight would make a stale status route the next
+    ///   unit onto the transaction's lane.
+    pub(super) fn must_wait_for_active_lane(&self) -> bool {
+        let active = self.units.active;
+        if self.lane_quiescent(active) {
+            return false;
+        }
+        active == Lane::Pooler
+            || self
+                .upstream(active)
+                .is_some_and(|up| up.status != TxStatus::Idle)
     }
 
     pub(super) fn decide(&self, frame: &Frame) -> Decision {

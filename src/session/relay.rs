@@ -41,6 +41,13 @@ impl Session {
             match up.inflight.on_backend(frame.tag, frame.body()) {
                 Reply::Swallow => continue,
                 Reply::Forward => {}
+                Reply::Prepared { swallow, prepares } => {
+                    let (key, name) = *prepares;
+                    up.names.confirm(key, name);
+                    if swallow {
+                        continue;
+                    }
+                }
                 Reply::UnitDone { status, started } => {
                     up.status = status;
                     up.last_used = Instant::now();
@@ -54,8 +61,19 @@ impl Session {
                 }
             }
             match frame.tag {
-                b'E' => up.unnamed_slot = None,
-                b'C' if !leaves_session_clean(frame.body()) => up.session_dirty = true,
+                b'E' => {
+                    up.unnamed_slot = None;
+                    up.names.forget_pending();
+                }
+                b'C' if !leaves_session_clean(frame.body()) => {
+                    up.session_dirty = true;
+                    // DEALLOCATE ALL and DISCARD ALL drop lockroute's statements too.
+                    if frame.body().starts_with(b"DEALLOCATE")
+                        || frame.body().starts_with(b"DISCARD")
+                    {
+                        up.names.clear();
+                    }
+                }
                 _ => {}
             }
             self.client.wbuf.put_slice(&frame.bytes);

@@ -18,10 +18,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::time::Instant;
 
 use crate::protocol::Frame;
+use crate::protocol::message;
 use crate::protocol::message::{
     bind_names, bind_renamed, parse_message, parse_renamed, target, target_frame,
 };
 use crate::upstream::inflight::InFlight;
+use crate::upstream::names::{PreparedNames, StatementKey};
 
 /// One statement as the client prepared it.
 #[derive(Debug)]
@@ -36,6 +38,11 @@ pub struct Statement {
 impl Statement {
     pub fn sql(&self) -> &[u8] {
         &self.body[self.sql.clone()]
+    }
+
+    /// SQL text and parameter types: what makes two statements the same statement.
+    pub fn key(&self) -> StatementKey {
+        self.body.slice(self.sql.start..)
     }
 }
 
@@ -61,6 +68,18 @@ pub struct Outbound<'a> {
     pub virtualize: bool,
     /// When the current unit started, for the request duration histogram.
     pub started: Instant,
+    /// Set on a shared direct connection: statements are mapped onto lockroute's own named
+    /// statements there instead of being sent unnamed.
+    pub shared: Option<Shared<'a>>,
+}
+
+/// A shared direct connection's statement names, and the client's reply buffer for the
+/// `ParseComplete` lockroute answers itself when the statement is already prepared.
+pub struct Shared<'a> {
+    pub names: &'a mut PreparedNames,
+    pub reply: &'a mut BytesMut,
+    /// The frame is the first of its unit, so the server owes this client nothing yet.
+    pub unit_start: bool,
 }
 
 impl Statements {
@@ -124,6 +143,26 @@ impl Statements {
         match frame.tag {
             b'P' => {
                 let stmt = self.record_parse(&body);
+                if let (Some(stmt), Some(shared)) = (&stmt, out.shared.as_mut()) {
+                    let key = stmt.key();
+                    if shared.names.lookup(&key).is_none()
+                        && let Some(name) = shared.names.reserve(&key)
+                    {
+                        out.wbuf
+                            .put_slice(&parse_renamed(&body, &name).expect("parsed above"));
+                        out.inflight.push_prepare(false, (key, name));
+                        return;
+                    }
+                    if shared.unit_start
+                        && out.inflight.is_empty()
+                        && shared.names.is_confirmed(&key)
+                    {
+                        // Already prepared on this connection, and nothing is owed before this
+                        // reply: answer the client's Parse here instead of parsing again.
+                        message::empty(shared.reply, b'1');
+                        return;
+                    }
+                }
                 match (&stmt, out.virtualize) {
                     (Some(stmt), true) => {
                         let renamed = parse_renamed(&body, b"").expect("parsed above");
@@ -140,9 +179,9 @@ impl Statements {
                 };
                 match self.resolve(name).cloned() {
                     Some(stmt) => {
-                        ensure_in_slot(&stmt, &mut out);
+                        let server_name = prepared_name(&stmt, &mut out);
                         out.wbuf
-                            .put_slice(&bind_renamed(&body, b"").expect("parsed above"));
+                            .put_slice(&bind_renamed(&body, &server_name).expect("parsed above"));
                     }
                     // Unknown: let the server answer 26000 for it.
                     None => out.wbuf.put_slice(&frame.bytes),
@@ -151,22 +190,27 @@ impl Statements {
             b'D' if out.virtualize => match target(&body) {
                 Some((b'S', name)) => match self.resolve(name).cloned() {
                     Some(stmt) => {
-                        ensure_in_slot(&stmt, &mut out);
-                        out.wbuf.put_slice(&target_frame(b'D', b'S', b""));
+                        let server_name = prepared_name(&stmt, &mut out);
+                        out.wbuf.put_slice(&target_frame(b'D', b'S', &server_name));
                     }
                     None => out.wbuf.put_slice(&frame.bytes),
                 },
                 _ => out.wbuf.put_slice(&frame.bytes),
             },
-            b'C' => {
-                if let Some((b'S', name)) = target(&body) {
+            b'C' => match target(&body) {
+                Some((b'S', name)) if out.virtualize => {
                     self.close(name);
-                    if name.is_empty() {
-                        *out.unnamed_slot = None;
-                    }
+                    // The client's names never exist server-side here. Closing a name that no
+                    // one ever prepares is a no-op that still answers CloseComplete, and never
+                    // touches the unnamed slot or lockroute's own statements.
+                    out.wbuf.put_slice(&target_frame(b'C', b'S', CLOSED_NAME));
                 }
-                out.wbuf.put_slice(&frame.bytes);
-            }
+                Some((b'S', name)) => {
+                    self.close(name);
+                    out.wbuf.put_slice(&frame.bytes);
+                }
+                _ => out.wbuf.put_slice(&frame.bytes),
+            },
             b'Q' | b'F' => {
                 // A simple Query destroys the unnamed statement.
                 *out.unnamed_slot = None;
@@ -189,6 +233,30 @@ impl Statements {
             _ => out.wbuf.put_slice(&frame.bytes),
         }
     }
+}
+
+/// A statement name no one ever prepares (lockroute's own are `lockroute_N`).
+const CLOSED_NAME: &[u8] = b"lockroute.closed";
+
+/// The server-side name to bind or describe a client statement by: on a shared direct
+/// connection lockroute's named statement for it (prepared now if needed), elsewhere the
+/// unnamed statement (re-sent if the slot holds something else).
+fn prepared_name(stmt: &Statement, out: &mut Outbound<'_>) -> Arc<[u8]> {
+    if let Some(shared) = out.shared.as_mut() {
+        let key = stmt.key();
+        if let Some(name) = shared.names.lookup(&key) {
+            return name;
+        }
+        if let Some(name) = shared.names.reserve(&key) {
+            out.wbuf.put_slice(
+                &parse_renamed(&stmt.body, &name).expect("recorded Parse bodies are well-formed"),
+            );
+            out.inflight.push_prepare(true, (key, name.clone()));
+            return name;
+        }
+    }
+    ensure_in_slot(stmt, out);
+    Arc::from(&b""[..])
 }
 
 /// Re-sends a statement's `Parse` unnamed unless the server's unnamed slot already holds it.

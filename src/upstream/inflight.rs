@@ -13,29 +13,45 @@
 //! <https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY>
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use tokio::time::Instant;
 
 use crate::protocol::TxStatus;
 use crate::protocol::message::ready_status;
+use crate::upstream::names::StatementKey;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Pending {
-    /// A `Parse`; `swallow` when lockroute injected it and the client did not ask for it.
-    Parse { swallow: bool },
+    /// A `Parse`; `swallow` when lockroute injected it and the client did not ask for it;
+    /// `prepares` when it creates one of lockroute's named statements, confirmed by its
+    /// `ParseComplete`.
+    Parse {
+        swallow: bool,
+        prepares: Option<Box<Prepares>>,
+    },
     /// A `Sync`: ends an extended-protocol batch. Carries the unit's start time.
     Sync { started: Instant },
     /// A `Query` or `FunctionCall`: ends in its own `ReadyForQuery`.
     Simple { started: Instant },
 }
 
+/// A statement key and the server-side name a `Parse` prepares it under.
+pub type Prepares = (StatementKey, Arc<[u8]>);
+
 /// What to do with one backend message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// Relay it to the client.
     Forward,
     /// Drop it: it answers a message the client never sent.
     Swallow,
+    /// A `ParseComplete` that confirms one of lockroute's named statements; relay it unless
+    /// `swallow`.
+    Prepared {
+        swallow: bool,
+        prepares: Box<Prepares>,
+    },
     /// A `ReadyForQuery`: relay it; one unit is complete.
     UnitDone {
         status: TxStatus,
@@ -54,7 +70,18 @@ pub struct InFlight {
 
 impl InFlight {
     pub fn push_parse(&mut self, swallow: bool) {
-        self.queue.push_back(Pending::Parse { swallow });
+        self.queue.push_back(Pending::Parse {
+            swallow,
+            prepares: None,
+        });
+    }
+
+    /// A `Parse` that prepares one of lockroute's named statements.
+    pub fn push_prepare(&mut self, swallow: bool, prepares: Prepares) {
+        self.queue.push_back(Pending::Parse {
+            swallow,
+            prepares: Some(Box::new(prepares)),
+        });
     }
 
     pub fn push_sync(&mut self, started: Instant) {
@@ -104,13 +131,14 @@ impl InFlight {
     pub fn on_backend(&mut self, tag: u8, body: &[u8]) -> Reply {
         match tag {
             b'1' => match self.queue.front() {
-                Some(Pending::Parse { swallow }) => {
-                    let swallow = *swallow;
-                    self.queue.pop_front();
-                    if swallow {
-                        Reply::Swallow
-                    } else {
-                        Reply::Forward
+                Some(Pending::Parse { .. }) => {
+                    let Some(Pending::Parse { swallow, prepares }) = self.queue.pop_front() else {
+                        unreachable!("the front was just matched")
+                    };
+                    match (prepares, swallow) {
+                        (Some(prepares), swallow) => Reply::Prepared { swallow, prepares },
+                        (None, true) => Reply::Swallow,
+                        (None, false) => Reply::Forward,
                     }
                 }
                 _ => Reply::Forward,
@@ -284,6 +312,24 @@ mod tests {
         f.push_parse(false);
         f.push_sync(now());
         assert_eq!(f.clear(), 2);
-        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn parse_complete_of_a_named_prepare_carries_its_name() {
+        let mut f = InFlight::default();
+        let prepares: Prepares = (
+            bytes::Bytes::from_static(b"select 1\0\0\0"),
+            Arc::from(&b"lockroute_1"[..]),
+        );
+        f.push_prepare(true, prepares.clone());
+        f.push_sync(now());
+        assert_eq!(
+            f.on_backend(b'1', b""),
+            Reply::Prepared {
+                swallow: true,
+                prepares: Box::new(prepares)
+            }
+        );
+        assert_eq!(f.outstanding(), 1);
     }
 }

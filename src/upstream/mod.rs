@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod direct;
 pub mod inflight;
+pub mod names;
 pub mod tls;
 
 use std::io;
@@ -66,6 +67,7 @@ impl LaneTarget {
             unnamed_slot: None,
             last_used: Instant::now(),
             session_dirty: false,
+            names: names::PreparedNames::default(),
             _guard: metrics::upstream_opened(self.lane),
         };
         Ok((upstream, connected.parameters))
@@ -138,6 +140,8 @@ pub struct Upstream {
     /// A statement may have changed session state (a `SET`, `LISTEN`, a cursor ...): reset it
     /// before another client uses this connection.
     pub session_dirty: bool,
+    /// lockroute's own prepared statements on this connection (shared direct lane only).
+    pub names: names::PreparedNames,
     _guard: UpstreamGuard,
 }
 

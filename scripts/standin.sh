@@ -518,6 +518,8 @@ cmd_install_deps() {
     command -v curl >/dev/null 2>&1 || missing+=(curl)
     # promtool lints lockroute's /metrics in the suite.
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+    # systemd-analyze verifies the shipped unit file in the suite.
+    command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
     ((${#missing[@]})) || return 0
     log "installing ${missing[*]}"
     local sudo=()

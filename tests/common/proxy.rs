@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lockroute::app::{self, AppError, Shutdown};
 use lockroute::config::Config;
@@ -94,10 +95,15 @@ impl Proxy {
         super::pg_connect(&self.url()).await
     }
 
-    /// Stops the proxy at once (drain, then abort: the drain itself is tested on the real
-    /// binary) and waits for `app::run` to return.
-    pub async fn stop(self) {
+    /// Stops the proxy: starts the drain, gives in-flight work (a forwarded CancelRequest, a
+    /// closing client) half a second to finish, then aborts. Tearing down a cancel that is
+    /// still being forwarded crashes PgBouncer 1.18 ("bad client state: 0"); the drain itself
+    /// is tested on the real binary.
+    pub async fn stop(mut self) {
         self.shutdown.drain.cancel();
+        if let Ok(result) = tokio::time::timeout(Duration::from_millis(500), &mut self.task).await {
+            return result.expect("app::run panicked").expect("app::run failed");
+        }
         self.shutdown.abort.cancel();
         self.task
             .await

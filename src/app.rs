@@ -109,11 +109,9 @@ pub async fn run(
     metrics::set_mode(config.mode);
     metrics::set_draining(false);
     tracing::info!(
-        mode = config.mode.as_str(),
-        mode_source = ?config.mode_source,
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         admin = %admin_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        "lockroute started"
+        "lockroute listening"
     );
     let background = CancellationToken::new();
     let admin_state = Arc::new(AdminState {

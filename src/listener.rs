@@ -58,7 +58,7 @@ async fn serve(ctx: Arc<Ctx>, tcp: TcpStream, peer: SocketAddr) {
         Ok(Err(e)) => {
             if let Some(kind) = e.kind() {
                 metrics::error(kind);
-                tracing::info!(error = %e, "client handshake failed");
+                tracing::info!(error = %e, sqlstate = e.sqlstate(), "client handshake failed");
             } else {
                 tracing::debug!(error = %e, "client left during the handshake");
             }

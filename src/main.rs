@@ -51,7 +51,8 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            // The client span carries `client.addr`: every line about a client says which.
+            .with_current_span(true)
             .with_span_list(false)
             .init(),
     }

@@ -98,6 +98,19 @@ pub enum StartupError {
 }
 
 impl StartupError {
+    /// The SQLSTATE the client was sent, for logs.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            StartupError::Io(_) | StartupError::Closed | StartupError::Tls(_) => {
+                sqlstate::CONNECTION_FAILURE
+            }
+            StartupError::Protocol(_) => sqlstate::PROTOCOL_VIOLATION,
+            StartupError::UnsupportedProtocol(..) => sqlstate::FEATURE_NOT_SUPPORTED,
+            StartupError::Auth(_) => sqlstate::INVALID_PASSWORD,
+            StartupError::Database(_) => sqlstate::INVALID_CATALOG_NAME,
+        }
+    }
+
     pub fn kind(&self) -> Option<ErrorKind> {
         match self {
             StartupError::Io(_) | StartupError::Closed => None,

@@ -195,3 +195,83 @@ async fn second_signal_exits_at_once() {
         .expect("a second signal exits at once");
     assert_eq!(status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn json_logs_carry_stable_fields_and_never_sql_or_passwords() {
+    let s = StandIn::shared();
+    let (port, admin_port) = (free_port(), free_port());
+    let closed = free_port();
+    let log = std::env::temp_dir().join(format!("lockroute-json-{}.log", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lockroute"))
+        .args(["--pooler-url", &s.pooler_url])
+        .args([
+            "--direct-url",
+            &format!("postgres://app:app-secret@127.0.0.1:{closed}/app"),
+        ])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
+        ])
+        .args(["--log-format", "json", "--drain-timeout", "1s"])
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if http_status(admin_port, "/readyz").await == Some(200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let client = pg_connect(&url(port)).await;
+    let rows =
+        common::simple_rows(&client, "/* lockroute:direct */ select 'secret-sql-text'").await;
+    assert_eq!(rows[0].get(0), Some("secret-sql-text"));
+    drop(client);
+    let wrong = format!("postgres://app:not-the-password@127.0.0.1:{port}/app?sslmode=disable");
+    assert!(
+        tokio_postgres::connect(&wrong, tokio_postgres::NoTls)
+            .await
+            .is_err()
+    );
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(5))
+        .await
+        .expect("exits after the drain");
+    assert_eq!(status.code(), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    assert!(
+        text.lines().all(|l| l.starts_with('{') && l.ends_with('}')),
+        "one JSON object per line:\n{text}"
+    );
+    let fallback = text
+        .lines()
+        .find(|l| l.contains("\"reason\":\"direct_unavailable\""))
+        .unwrap_or_else(|| panic!("no fallback line:\n{text}"));
+    assert!(fallback.contains("\"lane\":\"direct\""), "{fallback}");
+    assert!(
+        fallback.contains("\"client.addr\":\"127.0.0.1:"),
+        "{fallback}"
+    );
+    let auth = text
+        .lines()
+        .find(|l| l.contains("\"sqlstate\":\"28P01\""))
+        .unwrap_or_else(|| panic!("no auth failure line:\n{text}"));
+    assert!(auth.contains("\"client.addr\":\"127.0.0.1:"), "{auth}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("direct lane cannot be connected"))
+            .count(),
+        1,
+        "a fallback is logged once, not once per statement:\n{text}"
+    );
+    for secret in ["secret-sql-text", "app-secret", "not-the-password"] {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked into the logs:\n{text}"
+        );
+    }
+}

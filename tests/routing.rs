@@ -440,3 +440,37 @@ async fn one_prepared_statement_on_the_shared_connection_serves_every_client() {
     );
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn every_routed_unit_is_counted_under_the_lane_the_server_saw() {
+    let proxy = Proxy::start(&[]).await;
+    let client = proxy.connect().await;
+    let mut seen = std::collections::HashMap::new();
+    let mut run = |rows: Vec<tokio_postgres::SimpleQueryRow>| {
+        let user = rows[0].get(0).unwrap().to_owned();
+        *seen.entry(user).or_insert(0) += 1;
+    };
+    for _ in 0..7 {
+        run(common::simple_rows(&client, &format!("{TAG}select current_user")).await);
+    }
+    for _ in 0..5 {
+        run(common::simple_rows(&client, "select current_user").await);
+    }
+    client.batch_execute("begin").await.unwrap();
+    for _ in 0..3 {
+        run(common::simple_rows(&client, &format!("{TAG}select current_user")).await);
+    }
+    client.batch_execute("commit").await.unwrap();
+    // The server's view: 7 units ran as `app` (direct), 8 as `pooler`.
+    assert_eq!(seen.get("app"), Some(&7), "{seen:?}");
+    assert_eq!(seen.get("pooler"), Some(&8), "{seen:?}");
+    // lockroute's counters say the same, unit by unit (begin and commit are units too).
+    let routed = |lane: &str, reason: &str| {
+        format!("lockroute_routed_total{{lane=\"{lane}\",reason=\"{reason}\"}}")
+    };
+    assert_eq!(proxy.metric(&routed("direct", "statement_tag")).await, 7.0);
+    assert_eq!(proxy.metric(&routed("pooler", "in_transaction")).await, 3.0);
+    assert_eq!(proxy.metric(&routed("pooler", "default")).await, 7.0);
+    assert_eq!(proxy.metric(&routed("direct", "pattern")).await, 0.0);
+    proxy.stop().await;
+}

@@ -88,8 +88,32 @@ fn sessions(c: &mut Criterion) {
     group.finish();
 }
 
-// The routing decision (route::decide) gets its own group here once it lands, so detection and
-// decision are measured on the same statements: add `fn decisions(c: &mut Criterion)` and list
-// it below.
-criterion_group!(benches, statements, sessions);
+/// Detection plus the routing decision, per statement: what lockroute does at the first
+/// message of every unit.
+fn decisions(c: &mut Criterion) {
+    use lockroute::config::Mode;
+    use lockroute::route::decide::{UnitContext, decide};
+    let detector = Detector::with_defaults(TAG);
+    let mut group = c.benchmark_group("detect_and_decide");
+    let cases: [(&str, &[u8]); 3] = [
+        ("claim", CLAIM.as_bytes()),
+        ("renew_lock", RENEW_LOCK.as_bytes()),
+        ("typical_read", TYPICAL_READ.as_bytes()),
+    ];
+    for (name, sql) in cases {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                decide(&UnitContext {
+                    mode: Mode::Split,
+                    session_tagged: false,
+                    open_transaction: None,
+                    detected: detector.statement(black_box(sql)),
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, statements, sessions, decisions);
 criterion_main!(benches);

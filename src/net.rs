@@ -19,14 +19,6 @@ pub enum Stream {
 }
 
 impl Stream {
-    pub fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::ClientTls(s) => s.get_ref().0,
-            Stream::UpstreamTls(s) => s.get_ref().0,
-        }
-    }
-
     pub fn is_tls(&self) -> bool {
         !matches!(self, Stream::Plain(_))
     }

@@ -2,52 +2,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::process::{Running, free_port, http_status, signal, wait_exit};
 use common::{StandIn, pg_connect};
-
-struct Running {
-    child: Child,
-    port: u16,
-    admin_port: u16,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn signal(child: &Child, name: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-async fn http_status(port: u16, path: &str) -> Option<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    out.split(' ').nth(1)?.parse().ok()
-}
 
 async fn start(extra: &[&str]) -> Running {
     let s = StandIn::shared();
@@ -67,33 +26,17 @@ async fn start(extra: &[&str]) -> Running {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let running = Running {
+    Running {
         child,
         port,
         admin_port,
-    };
-    for _ in 0..200 {
-        if http_status(admin_port, "/readyz").await == Some(200) {
-            return running;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("lockroute did not become ready within 5s");
+    .wait_until_ok("/readyz")
+    .await
 }
 
 fn url(port: u16) -> String {
     format!("postgres://app:app-secret@127.0.0.1:{port}/app?sslmode=disable")
-}
-
-async fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
 }
 
 #[tokio::test]

@@ -13,10 +13,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::process::{Running, free_port, http_status, signal, wait_exit};
 use common::{StandIn, pg_connect};
 use regex::Regex;
 
@@ -485,41 +486,6 @@ fn dockerfile_builds_like_the_project_and_runs_unprivileged() {
 
 // ---- The sidecar contract on the real binary. Helpers follow tests/binary.rs. ----
 
-/// The binary, killed on drop if a test fails before it exits.
-struct Running {
-    child: Child,
-    port: u16,
-    admin_port: u16,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn http_status(port: u16, path: &str) -> Option<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    out.split(' ').nth(1)?.parse().ok()
-}
-
 /// Starts the binary configured the way the manifests configure it: by environment only, with
 /// the manifests' drain timeout, JSON logs and the kill switch explicitly off.
 async fn start_like_the_manifests() -> Running {
@@ -538,30 +504,14 @@ async fn start_like_the_manifests() -> Running {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let running = Running {
+    // What the startupProbe waits for.
+    Running {
         child,
         port,
         admin_port,
-    };
-    // What the startupProbe waits for.
-    for _ in 0..200 {
-        if http_status(admin_port, "/healthz").await == Some(200) {
-            return running;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("lockroute did not answer /healthz within 5s");
-}
-
-async fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
+    .wait_until_ok("/healthz")
+    .await
 }
 
 /// The native-sidecar shutdown, from lockroute's side: SIGTERM arrives while the worker is
@@ -588,11 +538,7 @@ async fn sidecar_sigterm_mid_transaction_commits_then_exits_zero_within_a_second
         .await
         .unwrap();
 
-    let sent = Command::new("kill")
-        .args(["-TERM", &running.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    signal(&running.child, "TERM");
     let mut ready = None;
     for _ in 0..100 {
         ready = http_status(running.admin_port, "/readyz").await;

@@ -171,14 +171,19 @@ impl Upstream {
         timeout: Duration,
         limit: usize,
     ) -> Result<TxStatus, UpstreamError> {
+        tokio::time::timeout(timeout, self.run_simple(sql, limit))
+            .await
+            .map_err(|_| UpstreamError::Timeout(timeout))??;
+        Ok(self.status)
+    }
+
+    /// Sends one simple Query and settles its replies.
+    async fn run_simple(&mut self, sql: &str, limit: usize) -> Result<(), UpstreamError> {
         // A simple Query destroys the unnamed statement.
         self.unnamed_slot = None;
         self.conn.wbuf.extend_from_slice(&message::query(sql));
         self.inflight.push_simple(Instant::now());
-        tokio::time::timeout(timeout, self.settle(limit))
-            .await
-            .map_err(|_| UpstreamError::Timeout(timeout))??;
-        Ok(self.status)
+        self.settle(limit).await
     }
 
     /// Reads and discards replies until nothing is owed; then rolls back an open transaction
@@ -193,18 +198,10 @@ impl Upstream {
         let work = async {
             self.settle(limit).await?;
             if self.status != TxStatus::Idle {
-                self.conn
-                    .wbuf
-                    .extend_from_slice(&message::query("ROLLBACK"));
-                self.inflight.push_simple(Instant::now());
-                self.settle(limit).await?;
+                self.run_simple("ROLLBACK", limit).await?;
             }
             if self.session_dirty {
-                self.conn
-                    .wbuf
-                    .extend_from_slice(&message::query(SESSION_RESET));
-                self.inflight.push_simple(Instant::now());
-                self.settle(limit).await?;
+                self.run_simple(SESSION_RESET, limit).await?;
                 self.session_dirty = false;
             }
             Ok::<_, UpstreamError>(())

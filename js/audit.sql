@@ -1,6 +1,7 @@
 -- The server's own record of which lane ran each lock-path step: a trigger stores current_user
--- for every claim, lease renewal and completion. Through the stand-in, `app` is the direct lane
--- and `pooler` is PgBouncer. Used by tests/worker.rs and scripts/demo.sh.
+-- for every claim, lease renewal, completion and stall eviction. Through the stand-in, `app` is
+-- the direct lane and `pooler` is PgBouncer. Used by tests/worker.rs, tests/faults.rs and
+-- scripts/demo.sh.
 CREATE TABLE IF NOT EXISTS lockroute_audit (
     id bigserial PRIMARY KEY,
     queue text NOT NULL,
@@ -15,6 +16,8 @@ BEGIN
         INSERT INTO lockroute_audit (queue, op, role) VALUES (NEW.queue, 'renew', current_user);
     ELSIF OLD.status = 'active' AND NEW.status = 'completed' THEN
         INSERT INTO lockroute_audit (queue, op, role) VALUES (NEW.queue, 'complete', current_user);
+    ELSIF OLD.status = 'active' AND NEW.status = 'waiting' THEN
+        INSERT INTO lockroute_audit (queue, op, role) VALUES (NEW.queue, 'evict', current_user);
     END IF;
     RETURN NEW;
 END $$;

@@ -18,10 +18,16 @@
 //   PREPARE   "false" turns off named prepared statements (gbrain on :6543)           (true)
 //   QUEUE     queue name; unique per run by default, so runs can share a database
 //   KEEP      "1" keeps this run's rows instead of deleting them at the end
+//   ENRICH    "enrich" transactions (reads, on the pooler) per renewal tick              (1)
+//   SWEEP_MS  stall-sweeper interval; 0 turns it off. It requeues active jobs whose lease
+//             expired more than GRACE_MS ago, as gbrain's handleStalled does             (0)
+//   GRACE_MS  stall-reclaim grace                                                         (0)
 //   SETUP_ONLY "1" creates the schema and exits (tests install their audit trigger next)
 //
 // Prints one JSON summary line on stdout and exits 0 only when every operation succeeded, no
-// lease was lost, nothing was claimed twice and at least one job completed.
+// lease was lost or evicted, nothing was claimed twice and at least one job completed. Errors are
+// counted per operation (`errors_by_op`), so a fault test can tell the lock path (claim, renew)
+// from the pooler's work (promote, enrich, complete, sweep).
 import { createHash, randomUUID } from 'node:crypto'
 import postgres from 'postgres'
 
@@ -121,66 +127,205 @@ function readConfig() {
     prepare: !['false', '0'].includes((process.env.PREPARE || '').toLowerCase()),
     queue: process.env.QUEUE || `lockroute-${randomUUID().slice(0, 8)}`,
     keep: process.env.KEEP === '1',
+    enrich: intEnv('ENRICH', 1),
+    sweepMs: intEnv('SWEEP_MS', 0),
+    graceMs: intEnv('GRACE_MS', 0),
   }
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 // Counters for the summary. Errors are keyed by postgres.js's code: a SQLSTATE for server errors,
-// CONNECTION_CLOSED and friends for socket trouble.
-const stats = { claims: 0, renewals: 0, renewals_lost: 0, completions: 0, completions_fenced: 0, promotes: 0, errors: {} }
+// CONNECTION_CLOSED and friends for socket trouble; `errors_by_op` splits them per operation.
+const stats = {
+  claims: 0,
+  renewals: 0,
+  renewals_lost: 0,
+  completions: 0,
+  completions_fenced: 0,
+  promotes: 0,
+  enriches: 0,
+  sweeps: 0,
+  evictions: 0,
+  evicted_held: 0,
+  max_lease_gap_ms: 0,
+  errors: {},
+  errors_by_op: {},
+  // The slowest call of each operation, in ms, successful or not.
+  max_ms: {},
+}
+
+// Runs `fn` and records its latency under `op`.
+async function timed(op, fn) {
+  const started = Date.now()
+  try {
+    return await fn()
+  } finally {
+    const ms = Date.now() - started
+    if (ms > (stats.max_ms[op] || 0)) stats.max_ms[op] = ms
+  }
+}
+
+// Jobs a live worker of this process holds right now: evicting one of them is the wedge.
+const held = new Set()
 
 function countError(op, err) {
   const code = err?.code || err?.name || 'unknown'
   stats.errors[code] = (stats.errors[code] || 0) + 1
+  const byOp = (stats.errors_by_op[op] ||= {})
+  byOp[code] = (byOp[code] || 0) + 1
   if (stats.errors[code] <= 3) console.error(`worker: ${op} failed: ${code}: ${err?.message}`)
 }
 
-// Runs one job: "works" for jobMs while renewing the lease every renewMs, as gbrain's
-// lock-renewal tick does. Returns false when the lease was lost (renewLock matched no row).
-async function runHandler(sql, cfg, job, token) {
-  const until = Date.now() + cfg.jobMs
-  while (Date.now() < until) {
-    await sleep(Math.min(cfg.renewMs, Math.max(0, until - Date.now())))
-    const renewed = await sql.unsafe(RENEW_SQL, [cfg.lockMs, job.id, token])
-    stats.renewals++
-    if (renewed.length !== 1) {
-      stats.renewals_lost++
-      return false
-    }
-  }
-  return true
+// The longest time a job went without a renewal the server accepted (claim to first renewal,
+// renewal to renewal), measured from when each was sent: how close the fleet came to eviction.
+function leaseGap(ms) {
+  if (ms > stats.max_lease_gap_ms) stats.max_lease_gap_ms = ms
 }
 
-// gbrain's completeJob(): a token-fenced release inside a transaction, as tagged templates.
-async function complete(sql, job, token) {
-  const done = await sql.begin(async (tx) => {
-    await tx`SELECT id FROM minion_jobs WHERE id = ${job.id} FOR UPDATE`
-    return tx`UPDATE minion_jobs SET status = 'completed', result = ${JSON.stringify({ ok: true })}::jsonb,
-      finished_at = now(), lock_token = NULL, lock_until = NULL, updated_at = now()
-      WHERE id = ${job.id} AND status = 'active' AND lock_token = ${token} RETURNING id`
-  })
-  if (done.length === 1) stats.completions++
-  else stats.completions_fenced++
+// One lease renewal: true when the server extended the lease, false when it matched no row (the
+// lease is lost), null when the call failed (the socket dropped mid-flight). A failure is counted
+// and the next tick tries again, as gbrain's renewal timer does.
+async function renew(sql, cfg, job, token) {
+  let renewed
+  try {
+    renewed = await timed('renew', () => sql.unsafe(RENEW_SQL, [cfg.lockMs, job.id, token]))
+  } catch (err) {
+    countError('renew', err)
+    return null
+  }
+  stats.renewals++
+  return renewed.length === 1
+}
+
+// gbrain's handlers "enrich" a job with reads in a transaction, through the pooler.
+async function enrich(sql, job) {
+  try {
+    await timed('enrich', () =>
+      sql.begin(async (tx) => {
+        await tx`SELECT id, attempts_started FROM minion_jobs WHERE id = ${job.id}`
+        await tx`SELECT count(*) FROM (SELECT md5(g::text) FROM generate_series(1, 200) g) s`
+      }),
+    )
+    stats.enriches++
+  } catch (err) {
+    countError('enrich', err)
+  }
+}
+
+// Runs one job: "works" for jobMs, running `enrich` transactions, then completes it, while a
+// timer renews the lease every renewMs on its own, as gbrain's lock-renewal tick does, until the
+// job is completed (a completion may be retried through a pooler outage).
+async function runJob(sql, cfg, job, token) {
+  const until = Date.now() + cfg.jobMs
+  let lost = false
+  let done = false
+  let leased = Date.now()
+  const renewals = (async () => {
+    while (!lost && !done) {
+      await sleep(cfg.renewMs)
+      if (done) break
+      const sent = Date.now()
+      const renewed = await renew(sql, cfg, job, token)
+      if (renewed === false) lost = true
+      if (renewed === true) {
+        leaseGap(sent - leased)
+        leased = sent
+      }
+    }
+  })()
+  while (!lost && Date.now() < until) {
+    for (let i = 0; i < cfg.enrich; i++) await enrich(sql, job)
+    await sleep(Math.min(cfg.renewMs, Math.max(0, until - Date.now())))
+  }
+  const completed = !lost && (await complete(sql, job, token, () => lost))
+  done = true
+  await renewals
+  // A renewal that crossed the completing COMMIT matches no row and is not a lost lease.
+  if (lost && !completed) stats.renewals_lost++
+}
+
+// gbrain's completeJob(): a token-fenced release inside a transaction, as tagged templates;
+// true when this call completed the job. A
+// failed attempt is counted and retried for as long as a pooler outage may last (a minute), while
+// the lease keeps being renewed: a worker that is alive keeps its job. The token fence makes a
+// retry after a lost COMMIT reply harmless.
+async function complete(sql, job, token, leaseLost) {
+  const giveUp = Date.now() + 60000
+  for (;;) {
+    try {
+      const done = await timed('complete', () => sql.begin(async (tx) => {
+        await tx`SELECT id FROM minion_jobs WHERE id = ${job.id} FOR UPDATE`
+        return tx`UPDATE minion_jobs SET status = 'completed', result = ${JSON.stringify({ ok: true })}::jsonb,
+          finished_at = now(), lock_token = NULL, lock_until = NULL, updated_at = now()
+          WHERE id = ${job.id} AND status = 'active' AND lock_token = ${token} RETURNING id`
+      }))
+      if (done.length === 1) stats.completions++
+      else stats.completions_fenced++
+      return done.length === 1
+    } catch (err) {
+      countError('complete', err)
+      if (Date.now() > giveUp || leaseLost()) return false
+      await sleep(100)
+    }
+  }
+}
+
+// gbrain's handleStalled(), reduced to this queue: requeue active jobs whose lease expired more
+// than graceMs ago. Every eviction in a run where no worker dies is a wedge in the making.
+const SWEEP_SQL = `UPDATE minion_jobs SET status = 'waiting', stalled_counter = stalled_counter + 1,
+         started_at = NULL, lock_token = NULL, lock_until = NULL, updated_at = now()
+       WHERE id IN (SELECT id FROM minion_jobs WHERE queue = $1 AND status = 'active'
+                      AND lock_until < now() - ($2::double precision * interval '1 millisecond')
+                    FOR UPDATE SKIP LOCKED)
+       RETURNING id`
+
+async function sweeperLoop(sql, cfg, deadline, stopping) {
+  while (Date.now() < deadline && !stopping.now) {
+    await sleep(cfg.sweepMs)
+    try {
+      const evicted = await timed('sweep', () => sql.begin((tx) => tx.unsafe(SWEEP_SQL, [cfg.queue, cfg.graceMs])))
+      stats.sweeps++
+      for (const row of evicted) {
+        stats.evictions++
+        if (held.has(BigInt(row.id))) stats.evicted_held++
+        console.error(`worker: stall sweeper evicted job ${row.id}`)
+      }
+    } catch (err) {
+      countError('sweep', err)
+    }
+  }
 }
 
 async function workerLoop(sql, cfg, deadline, stopping) {
   const workerId = randomUUID()
   while (Date.now() < deadline && !stopping.now) {
     try {
-      await sql.unsafe(PROMOTE_SQL)
+      await timed('promote', () => sql.unsafe(PROMOTE_SQL))
       stats.promotes++
-      const token = `${workerId}:${Date.now()}`
-      const claimed = await sql.unsafe(CLAIM_SQL, [token, cfg.lockMs, cfg.queue, ['echo'], {}, {}])
-      if (claimed.length === 0) {
-        await sleep(cfg.pollMs)
-        continue
-      }
-      stats.claims++
-      if (await runHandler(sql, cfg, claimed[0], token)) await complete(sql, claimed[0], token)
     } catch (err) {
-      countError('loop', err)
+      countError('promote', err)
+    }
+    const token = `${workerId}:${Date.now()}`
+    let claimed
+    try {
+      claimed = await timed('claim', () => sql.unsafe(CLAIM_SQL, [token, cfg.lockMs, cfg.queue, ['echo'], {}, {}]))
+    } catch (err) {
+      countError('claim', err)
       await sleep(cfg.pollMs)
+      continue
+    }
+    if (claimed.length === 0) {
+      await sleep(cfg.pollMs)
+      continue
+    }
+    stats.claims++
+    const job = claimed[0]
+    held.add(job.id)
+    try {
+      await runJob(sql, cfg, job, token)
+    } finally {
+      held.delete(job.id)
     }
   }
 }
@@ -226,6 +371,12 @@ async function main() {
     onnotice: () => {},
     connection: { statement_timeout: 300000, idle_in_transaction_session_timeout: 300000 },
   })
+  // postgres.js can reject a promise nobody holds (seen: an error for a query of a transaction
+  // whose caller had already given up on it). Counted as an error of its own, not a crash.
+  process.on('unhandledRejection', (err) => {
+    countError('unhandled', err)
+    console.error(`worker: unhandled rejection: ${err?.stack} query=${JSON.stringify(err?.query)}`)
+  })
   const stopping = { now: false }
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => (stopping.now = true))
   const started = Date.now()
@@ -239,7 +390,9 @@ async function main() {
     }
     await setUp(sql, cfg)
     const deadline = Date.now() + cfg.seconds * 1000
-    await Promise.all(Array.from({ length: cfg.workers }, () => workerLoop(sql, cfg, deadline, stopping)))
+    const loops = Array.from({ length: cfg.workers }, () => workerLoop(sql, cfg, deadline, stopping))
+    if (cfg.sweepMs > 0) loops.push(sweeperLoop(sql, cfg, deadline, stopping))
+    await Promise.all(loops)
     rows = await tally(sql, cfg)
   } catch (err) {
     countError('setup', err)
@@ -247,7 +400,13 @@ async function main() {
     await sql.end({ timeout: 5 })
   }
   const errorCount = Object.values(stats.errors).reduce((a, b) => a + b, 0)
-  const ok = rows !== null && errorCount === 0 && stats.renewals_lost === 0 && rows.double_claims === 0 && stats.completions > 0
+  const ok =
+    rows !== null &&
+    errorCount === 0 &&
+    stats.renewals_lost === 0 &&
+    stats.evictions === 0 &&
+    rows.double_claims === 0 &&
+    stats.completions > 0
   const summary = {
     ok,
     queue: cfg.queue,

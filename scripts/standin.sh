@@ -6,6 +6,8 @@
 #   scripts/standin.sh start DIR [--owner-pid PID]   PostgreSQL + one PgBouncer; writes DIR/env
 #   scripts/standin.sh pgbouncer DIR NAME [--owner-pid PID]
 #                                                    a private PgBouncer; writes DIR/NAME.env
+#   scripts/standin.sh restart-pgbouncer DIR NAME [SECONDS]
+#                                                    stops it, waits, starts it on the same port
 #   scripts/standin.sh stop-pgbouncer DIR NAME       stops that private PgBouncer
 #   scripts/standin.sh stop DIR                      stops everything started in DIR, removes DIR
 #   scripts/standin.sh install-deps                  apt-get installs what is missing
@@ -41,7 +43,7 @@ die() { echo "standin: $*" >&2; exit 1; }
 log() { echo "standin: $*" >&2; }
 
 usage() {
-    sed -n '6,11p' "$SELF" >&2
+    sed -n '6,13p' "$SELF" >&2
     exit 64
 }
 
@@ -477,6 +479,27 @@ stop_one_pgbouncer() {
     fi
 }
 
+# A pooler restart as a deploy or a crash makes it: stops private PgBouncer NAME by pid (SIGTERM
+# is its immediate shutdown, which closes every client), stays down for SECONDS, then starts it
+# again from the same config, so it listens on the same port.
+cmd_restart_pgbouncer() {
+    local dir=${1:-} name=${2:-} down=${3:-0} port
+    [[ -n $dir && -n $name && $down =~ ^[0-9]+(\.[0-9]+)?$ ]] || usage
+    check_name "$name"
+    dir=$(readlink -f "$dir")
+    [[ -f $dir/$name/pgbouncer.ini ]] || die "no pooler $name in $dir"
+    port=$(sed -n 's/^listen_port = //p' "$dir/$name/pgbouncer.ini")
+    stop_pid "$(cat "$dir/$name/pgbouncer.pid" 2>/dev/null)" TERM "$dir/$name/pgbouncer.ini"
+    sleep "$down"
+    rm -f "$dir/$name/pgbouncer.pid"
+    # shellcheck disable=SC2016 # the inner shell expands these
+    as_server sh -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; exec "$0" "$@"' \
+        "$PGBOUNCER" -d -q "$dir/$name/pgbouncer.ini" >>"$dir/$name/pgbouncer.out" 2>&1 ||
+        { cat "$dir/$name/pgbouncer.out" >&2; die "pgbouncer $name exited at once"; }
+    wait_until 30 pgbouncer_answers "$port" || die "pgbouncer $name did not come back on port $port"
+    log "PgBouncer $name restarted on 127.0.0.1:$port"
+}
+
 cmd_stop_pgbouncer() {
     local dir=${1:-} name=${2:-}
     [[ -n $dir && -n $name ]] || usage
@@ -539,6 +562,7 @@ main() {
     case $cmd in
     start) cmd_start "$@" ;;
     pgbouncer) cmd_pgbouncer "$@" ;;
+    restart-pgbouncer) cmd_restart_pgbouncer "$@" ;;
     stop-pgbouncer) cmd_stop_pgbouncer "$@" ;;
     stop) cmd_stop "$@" ;;
     install-deps) cmd_install_deps ;;

@@ -44,6 +44,10 @@ impl Session {
             if frame.tag == b'X' {
                 return Err(End::ClientGone);
             }
+            // Routing may wait (a pooler reconnect, the direct lease): never while holding a
+            // shared direct connection that owes this client nothing, or every other client's
+            // lock path would wait behind this one.
+            self.release_shared_direct();
             self.route_frame(frame).await?;
         }
     }

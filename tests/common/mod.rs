@@ -7,6 +7,7 @@
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod fleet;
 pub mod process;
 pub mod proxy;
 
@@ -108,6 +109,38 @@ impl StandIn {
             name,
             standin_dir: self.dir.clone(),
         }
+    }
+}
+
+impl PrivatePooler {
+    /// The last lines of this PgBouncer's log, for a failure message.
+    /// Also every FATAL line and PgBouncer's own stdout and stderr.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let dir = self.standin_dir.join(&self.name);
+        let text = std::fs::read_to_string(dir.join("pgbouncer.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        let fatal: Vec<&str> = all
+            .iter()
+            .copied()
+            .filter(|l| l.contains("FATAL"))
+            .collect();
+        let out = std::fs::read_to_string(dir.join("pgbouncer.out")).unwrap_or_default();
+        format!(
+            "FATAL lines: {fatal:#?}\npgbouncer.out: {out}\nlast lines:\n{}",
+            all[all.len().saturating_sub(lines)..].join("\n")
+        )
+    }
+
+    /// Restarts this PgBouncer on the same port: stopped by pid (every client is closed), down
+    /// for `down`, then started again. Blocks; call it from `spawn_blocking`.
+    pub fn restart(&self, down: std::time::Duration) {
+        let secs = format!("{:.3}", down.as_secs_f64());
+        run_script(&[
+            "restart-pgbouncer",
+            path_str(&self.standin_dir),
+            &self.name,
+            &secs,
+        ]);
     }
 }
 

@@ -1,0 +1,178 @@
+//! The gbrain-like worker fleet (`js/worker.mjs`, postgres.js 3.4.9) as tests run it, and the
+//! server's own record of what it did (`js/audit.sql`: one row per claim, renewal, completion and
+//! stall eviction, with the `current_user` that ran it).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{StandIn, pg_connect};
+
+const AUDIT_SQL: &str = include_str!("../../js/audit.sql");
+
+fn js_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
+}
+
+/// One finished fleet run: its exit status and its JSON summary line.
+pub struct Run {
+    pub ok: bool,
+    pub crashed: bool,
+    pub summary: Value,
+    pub stderr: String,
+}
+
+impl Run {
+    /// A counter from the summary (0 when absent).
+    pub fn count(&self, key: &str) -> u64 {
+        self.summary[key].as_u64().unwrap_or(0)
+    }
+
+    /// Errors of one operation (`claim`, `renew`, `complete`, `enrich`, `promote`, `sweep`).
+    pub fn errors_of(&self, op: &str) -> u64 {
+        self.summary["errors_by_op"][op]
+            .as_object()
+            .map(|codes| codes.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0)
+    }
+
+    /// Errors with one code (a SQLSTATE, or postgres.js's `CONNECTION_CLOSED` and friends).
+    pub fn errors_with(&self, code: &str) -> u64 {
+        self.summary["errors"][code].as_u64().unwrap_or(0)
+    }
+
+    pub fn total_errors(&self) -> u64 {
+        self.summary["errors"]
+            .as_object()
+            .map(|codes| codes.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0)
+    }
+
+    /// Errors on the lock path: claims and lease renewals.
+    pub fn lock_path_errors(&self) -> u64 {
+        self.errors_of("claim") + self.errors_of("renew")
+    }
+}
+
+/// Runs `node js/worker.mjs` against `url` with the given environment and waits for it: at most
+/// its `SECONDS` plus two minutes, after which it is killed (by pid) and reported as crashed.
+pub async fn run(url: &str, env: &[(&str, &str)]) -> Run {
+    let seconds: u64 = env
+        .iter()
+        .find(|(k, _)| *k == "SECONDS")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(20);
+    let out_path = std::env::temp_dir().join(super::unique_name("fleet-out"));
+    let err_path = out_path.with_extension("err");
+    let mut cmd = Command::new("node");
+    cmd.arg(js_dir().join("worker.mjs"))
+        .env("DATABASE_URL", url)
+        .envs(env.iter().copied())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    let limit = Duration::from_secs(seconds + 120);
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().expect("node runs");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let mut stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    let _ = std::fs::remove_file(&err_path);
+    if status.is_none() {
+        stderr.push_str(&format!("\n(killed after {limit:?})"));
+    }
+    // A worker that crashed (postgres.js itself can throw when a socket dies mid-write) prints
+    // no summary: `crashed`, with every counter at 0.
+    let line = stdout.lines().last().unwrap_or_default();
+    let summary: Option<Value> = serde_json::from_str(line).ok();
+    Run {
+        ok: status.is_some_and(|s| s.success()) && summary.is_some(),
+        crashed: summary.is_none(),
+        summary: summary.unwrap_or(Value::Null),
+        stderr,
+    }
+}
+
+/// Runs the fleet and panics unless it reports success; returns its summary.
+pub async fn run_ok(url: &str, env: &[(&str, &str)]) -> Run {
+    let run = run(url, env).await;
+    assert!(run.ok, "worker failed: {}\n{}", run.summary, run.stderr);
+    run
+}
+
+/// Creates the queue schema and the audit trigger (idempotent, safe across parallel tests).
+pub async fn install_audit() {
+    let s = StandIn::shared();
+    run_ok(&s.direct_url, &[("SETUP_ONLY", "1")]).await;
+    let direct = pg_connect(&s.direct_url).await;
+    direct
+        .batch_execute("SELECT pg_advisory_lock(hashtext('lockroute-audit'))")
+        .await
+        .unwrap();
+    direct.batch_execute(AUDIT_SQL).await.unwrap();
+    direct
+        .batch_execute("SELECT pg_advisory_unlock(hashtext('lockroute-audit'))")
+        .await
+        .unwrap();
+}
+
+/// The server's record for one queue: (op, role) → count.
+pub struct Audit(Vec<(String, String, i64)>);
+
+impl Audit {
+    pub async fn of(queue: &str) -> Audit {
+        let direct = pg_connect(&StandIn::shared().direct_url).await;
+        let rows = direct
+            .query(
+                "select op, role, count(*) from lockroute_audit where queue = $1 group by 1, 2 order by 1, 2",
+                &[&queue],
+            )
+            .await
+            .unwrap();
+        Audit(
+            rows.iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect(),
+        )
+    }
+
+    /// How many `op`s (`claim`, `renew`, `complete`, `evict`) ran as `role`.
+    pub fn count(&self, op: &str, role: &str) -> i64 {
+        self.0
+            .iter()
+            .filter(|(o, r, _)| o == op && r == role)
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+
+    /// How many `op`s ran, whatever the role.
+    pub fn total(&self, op: &str) -> i64 {
+        self.0
+            .iter()
+            .filter(|(o, _, _)| o == op)
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+}
+
+impl std::fmt::Debug for Audit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}

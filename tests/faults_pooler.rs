@@ -1,0 +1,378 @@
+//! The promise lockroute exists for, under the pooler's faults: PgBouncer reaping every client
+//! socket every 1 to 2 s (`KILL` + `RESUME`), a pooler restart, and an idle-in-transaction
+//! timeout. A gbrain-like postgres.js fleet (claim, renew every 150 ms, enrich transactions,
+//! complete, and a stall sweeper on a 10 s lease) runs through lockroute and, for comparison,
+//! straight at the same PgBouncer. The server's audit trigger says which role ran each step and
+//! records every eviction.
+//!
+//! `LOCKROUTE_REAP_SECONDS` (default 30) sets how long the reaping runs; `scripts/reap.sh` runs
+//! them for 5 minutes.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::fleet::{self, Audit, Run};
+use common::proxy::{Proxy, ProxyOptions};
+use common::{PrivatePooler, StandIn, current_user};
+use tokio_postgres::error::SqlState;
+
+/// The fleet's shape in every scenario: a 10 s lease renewed every 150 ms (gbrain: 30 s and 15 s).
+fn fleet_env<'a>(queue: &'a str, seconds: &'a str, prepare: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("WORKERS", "4"),
+        ("SECONDS", seconds),
+        ("JOB_MS", "600"),
+        ("RENEW_MS", "150"),
+        ("LOCK_MS", "10000"),
+        ("SWEEP_MS", "250"),
+        ("ENRICH", "1"),
+        ("QUEUE", queue),
+        ("PREPARE", prepare),
+    ]
+}
+
+fn reap_seconds() -> u64 {
+    std::env::var("LOCKROUTE_REAP_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30)
+}
+
+/// `KILL app` then `RESUME app` on a PgBouncer every 1 to 2 s for `span`; returns the KILLs.
+///
+/// Before each KILL the pool holds as many server connections as the fleet can use, all logged
+/// in: PgBouncer 1.18 wedges (spins at full CPU, answers nothing) when a KILL lands on clients
+/// waiting for a server login to finish. That is a bug of the stand-in's pooler, not the fault
+/// under test, which is the pooler dropping every client socket. (Polling `SHOW POOLS` for
+/// logins in progress instead made PgBouncer 1.18 segfault.)
+async fn reap(pooler: &PrivatePooler, span: Duration) -> u32 {
+    let deadline = Instant::now() + span;
+    warm(pooler).await;
+    let (mut kills, mut next) = (0, Instant::now());
+    loop {
+        next += Duration::from_millis(rand::random_range(1000..=2000));
+        tokio::time::sleep_until(next.into()).await;
+        if Instant::now() >= deadline {
+            return kills;
+        }
+        admin(pooler, "KILL app").await;
+        kills += 1;
+        tokio::time::sleep(Duration::from_millis(rand::random_range(50..=300))).await;
+        admin(pooler, "RESUME app").await;
+        warm(pooler).await;
+    }
+}
+
+/// Opens 8 server connections at once (more than the fleet's transactions use at a time), so that the fleet's demand needs no new server login until the next KILL.
+async fn warm(pooler: &PrivatePooler) {
+    let url = pooler.pooler_url.clone();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let client = common::pg_connect(&url).await;
+                client
+                    .simple_query("select pg_sleep(0.1)")
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .collect();
+    let all = futures_util::future::join_all(tasks);
+    match tokio::time::timeout(Duration::from_secs(10), all).await {
+        Ok(results) if results.iter().all(|r| matches!(r, Ok(Ok(())))) => {}
+        outcome => panic!(
+            "PgBouncer did not serve 8 logins: {outcome:?}\n{}",
+            pooler.log_tail(30)
+        ),
+    }
+}
+
+/// One admin command, bounded: a wedged or crashed PgBouncer fails the test with its log
+/// instead of hanging it.
+async fn admin(pooler: &PrivatePooler, cmd: &str) {
+    let admin_url = pooler.admin_url.as_str();
+    let answer = async {
+        let (console, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        console.simple_query(cmd).await.map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(Duration::from_secs(10), answer).await {
+        Ok(Ok(_)) => {}
+        outcome => panic!(
+            "PgBouncer did not answer {cmd}: {outcome:?}\n{}",
+            pooler.log_tail(30)
+        ),
+    }
+}
+
+/// Error codes that are not SQLSTATEs: the socket itself failed under the client
+/// (`CONNECTION_CLOSED`, `ECONNRESET`, `EPIPE`, ...).
+fn socket_errors(run: &Run) -> u64 {
+    run.summary["errors"]
+        .as_object()
+        .map(|codes| {
+            codes
+                .iter()
+                .filter(|(code, _)| !is_sqlstate(code))
+                .filter_map(|(_, n)| n.as_u64())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn is_sqlstate(code: &str) -> bool {
+    code.len() == 5
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+}
+
+/// One grep-able line per run, for `scripts/reap.sh` and the README's reliability section.
+fn report(path: &str, seconds: u64, kills: u32, run: &Run, audit: &Audit) {
+    eprintln!(
+        "REAP path={path} seconds={seconds} kills={kills} crashed={} lock_path_errors={} \
+         socket_errors={} evictions={} renewals_lost={} claims={} renewals={} completions={} \
+         errors={} max_ms={} max_lease_gap_ms={}",
+        run.crashed,
+        run.lock_path_errors(),
+        socket_errors(run),
+        audit.total("evict"),
+        run.count("renewals_lost"),
+        run.count("claims"),
+        run.count("renewals"),
+        run.count("completions"),
+        run.summary["errors_by_op"],
+        run.summary["max_ms"],
+        run.summary["max_lease_gap_ms"],
+    );
+    if run.crashed {
+        eprintln!("the worker crashed:\n{}", run.stderr);
+    }
+}
+
+#[tokio::test]
+async fn reaping_pooler_never_reaches_the_lock_path_through_lockroute() {
+    fleet::install_audit().await;
+    let s = StandIn::shared();
+    let private = s.private_pooler("reap_lr");
+    let proxy = Proxy::start_with(ProxyOptions {
+        pooler_url: &private.pooler_url,
+        direct_url: &s.direct_url,
+        args: &[],
+        env: &[],
+    })
+    .await;
+    let (queue, seconds) = (common::unique_name("reap_lr"), reap_seconds());
+    let secs = seconds.to_string();
+    // gbrain pointed at localhost keeps postgres.js's default, named prepared statements.
+    let env = fleet_env(&queue, &secs, "true");
+    let url = proxy.url();
+    let (run, kills) = tokio::join!(
+        fleet::run(&url, &env),
+        reap(&private, Duration::from_secs(seconds))
+    );
+    let audit = Audit::of(&queue).await;
+    report("lockroute", seconds, kills, &run, &audit);
+
+    assert!(u64::from(kills) >= seconds / 4, "the reaper ran: {kills}");
+    let lost = proxy
+        .metric("lockroute_upstream_lost_total{lane=\"pooler\",state=\"idle\"}")
+        .await
+        + proxy
+            .metric("lockroute_upstream_lost_total{lane=\"pooler\",state=\"in_flight\"}")
+            .await;
+    assert!(lost >= 1.0, "lockroute saw the pooler drop its sockets");
+    assert_eq!(run.lock_path_errors(), 0, "{}", run.summary);
+    assert_eq!(socket_errors(&run), 0, "no socket error reaches the client");
+    assert_eq!(audit.total("evict"), 0, "no live worker's job evicted");
+    assert_eq!(run.count("renewals_lost"), 0, "{}", run.summary);
+    assert_eq!(run.summary["double_claims"], 0, "{}", run.summary);
+    assert!(run.count("completions") > 0, "{}", run.summary);
+    assert_eq!(
+        audit.count("claim", "pooler") + audit.count("renew", "pooler"),
+        0
+    );
+    assert!(audit.count("renew", "app") > 0, "{audit:?}");
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn reaping_pooler_breaks_the_lock_path_straight_at_pgbouncer() {
+    fleet::install_audit().await;
+    let s = StandIn::shared();
+    let private = s.private_pooler("reap_pgb");
+    let (queue, seconds) = (common::unique_name("reap_pgb"), reap_seconds());
+    let secs = seconds.to_string();
+    // gbrain on port 6543 turns prepared statements off.
+    let env = fleet_env(&queue, &secs, "false");
+    let (run, kills) = tokio::join!(
+        fleet::run(&private.pooler_url, &env),
+        reap(&private, Duration::from_secs(seconds))
+    );
+    let audit = Audit::of(&queue).await;
+    report("pgbouncer", seconds, kills, &run, &audit);
+    // The control: the same faults reach the same fleet's lock path without lockroute, as
+    // socket errors on claims and renewals, or as postgres.js crashing on a dead socket.
+    assert!(!run.ok, "{}", run.summary);
+    assert!(
+        run.crashed || (run.lock_path_errors() > 0 && socket_errors(&run) > 0),
+        "{}",
+        run.summary
+    );
+}
+
+#[tokio::test]
+async fn pooler_restart_spares_the_lock_path_and_fails_pooler_units_cleanly() {
+    fleet::install_audit().await;
+    let s = StandIn::shared();
+    let private = Arc::new(s.private_pooler("restart"));
+    let proxy = Proxy::start_with(ProxyOptions {
+        pooler_url: &private.pooler_url,
+        direct_url: &s.direct_url,
+        args: &[],
+        env: &[],
+    })
+    .await;
+    let client = proxy.connect().await;
+    assert_eq!(current_user(&client).await, "pooler");
+    let queue = common::unique_name("restart");
+    let env = fleet_env(&queue, "14", "true");
+    let restarter = Arc::clone(&private);
+    let outage = async {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let restart = tokio::task::spawn_blocking(move || {
+            restarter.restart(Duration::from_secs(3));
+        });
+        // While PgBouncer is down, a pooler unit gets a clean error in bounded time.
+        wait_refused(private.port).await;
+        let started = Instant::now();
+        let err = tokio::time::timeout(Duration::from_secs(15), client.simple_query("select 1"))
+            .await
+            .expect("bounded")
+            .expect_err("the pooler is down");
+        let code = err.code().map(|c| c.code().to_owned()).unwrap_or_default();
+        eprintln!(
+            "during the outage: {code} after {:?}: {err}",
+            started.elapsed()
+        );
+        assert!(code.starts_with("08"), "a connection-class SQLSTATE: {err}");
+        restart.await.unwrap();
+    };
+    let url = proxy.url();
+    let (run, ()) = tokio::join!(fleet::run(&url, &env), outage);
+    let audit = Audit::of(&queue).await;
+    report("lockroute-restart", 14, 1, &run, &audit);
+    assert_eq!(
+        current_user(&client).await,
+        "pooler",
+        "the session is usable"
+    );
+    assert_eq!(run.lock_path_errors(), 0, "{}", run.summary);
+    assert_eq!(socket_errors(&run), 0, "{}", run.summary);
+    assert_eq!(audit.total("evict"), 0, "{audit:?}");
+    assert!(run.count("completions") > 0, "{}", run.summary);
+    proxy.stop().await;
+}
+
+/// Waits until nothing listens on `port` any more.
+async fn wait_refused(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("port {port} still accepts connections after 5s");
+}
+
+#[tokio::test]
+async fn idle_in_transaction_timeout_on_the_pooler_is_handled_as_upstream_loss() {
+    let proxy = Proxy::start(&[]).await;
+    let client = proxy.connect().await;
+    client
+        .batch_execute("begin; set local idle_in_transaction_session_timeout = '200ms'; select 1")
+        .await
+        .unwrap();
+    // The server sends FATAL 25P03 and closes; PgBouncer passes it on.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let err = client
+        .simple_query("select 2")
+        .await
+        .expect_err("the transaction is gone");
+    eprintln!("after the timeout: {err}");
+    assert_eq!(err.code(), Some(&SqlState::CONNECTION_FAILURE), "{err}");
+    let err = client.simple_query("select 3").await.expect_err("failed");
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::IN_FAILED_SQL_TRANSACTION),
+        "{err}"
+    );
+    client.batch_execute("rollback").await.unwrap();
+    assert_eq!(
+        current_user(&client).await,
+        "pooler",
+        "the session is usable"
+    );
+    assert!(
+        proxy
+            .metric("lockroute_upstream_lost_total{lane=\"pooler\",state=\"in_flight\"}")
+            .await
+            >= 1.0
+    );
+    proxy.stop().await;
+}
+
+/// Regression: a client that waited to reconnect the pooler kept the shared direct connection
+/// it had just used, so every other client's lease renewal waited behind a pooler outage (seen
+/// as 3.5 s renewals and evicted jobs under reaping).
+#[tokio::test]
+async fn a_client_waiting_for_the_pooler_does_not_hold_the_shared_direct_connection() {
+    const TAG: &str = "/* lockroute:direct */ ";
+    let s = StandIn::shared();
+    let private = s.private_pooler("hold");
+    let proxy = Proxy::start_with(ProxyOptions {
+        pooler_url: &private.pooler_url,
+        direct_url: &s.direct_url,
+        args: &[],
+        env: &[],
+    })
+    .await;
+    let (a, b) = (proxy.connect().await, proxy.connect().await);
+    assert_eq!(current_user(&a).await, "pooler");
+    // A's pooler connection drops; until RESUME, PgBouncer holds every new login.
+    admin(&private, "KILL app").await;
+    // A pipelines a lock-path unit, then a pooler unit that must wait for the pooler.
+    let pipelined = tokio::spawn(async move {
+        let tagged = format!("{TAG}select current_user");
+        let direct = a.simple_query(&tagged);
+        let pooler = a.simple_query("select current_user");
+        let (direct, pooler) = tokio::join!(direct, pooler);
+        (direct.map(|m| m.len()), pooler.map(|m| m.len()))
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let renewal = tokio::time::timeout(
+        Duration::from_secs(3),
+        b.query_one(&format!("{TAG}select current_user::text"), &[]),
+    )
+    .await
+    .expect("B's lock-path unit does not wait for A's pooler")
+    .unwrap();
+    eprintln!("B's direct unit took {:?}", started.elapsed());
+    assert_eq!(renewal.get::<_, String>(0), "app");
+    admin(&private, "RESUME app").await;
+    let (direct, pooler) = tokio::time::timeout(Duration::from_secs(10), pipelined)
+        .await
+        .expect("A finishes after RESUME")
+        .unwrap();
+    assert!(direct.is_ok() && pooler.is_ok(), "{direct:?} {pooler:?}");
+    proxy.stop().await;
+}

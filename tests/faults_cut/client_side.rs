@@ -113,3 +113,29 @@ async fn client_vanishing_mid_frame_with_a_reply_in_flight_releases_the_shared_d
     }
     rig.stop().await;
 }
+
+#[tokio::test]
+async fn client_vanishing_while_its_reply_stalls_for_ever_frees_the_lease_within_the_reset_timeout()
+{
+    let rig = Rig::start(&["--direct-pool-size", "1", "--direct-wait-timeout", "9s"]).await;
+    let mut other = rig.client().await;
+    let mut client = rig.client().await;
+    let armed = rig.direct.arm(
+        Fault::on(Dir::ToProxy, b'T')
+            .containing("never")
+            .stall(Until::Forever),
+    );
+    client
+        .send(&wire::query(&format!("{TAG}select 1 as never")))
+        .await;
+    armed.wait_fired(wire::BOUND).await;
+    vanish(client, Leave::Rst).await;
+    // lockroute cannot know the shared connection is clean without the reply: it waits for it
+    // (up to its 5 s reset timeout), then drops the connection and frees the lease.
+    let took = direct_lease_is_free(&mut other).await;
+    eprintln!("timing: the next tagged statement ran direct after {took:?}");
+    if crate::metrics_are_ours() {
+        gauge_settles(&rig, "lockroute_client_connections", 1.0).await;
+    }
+    rig.stop().await;
+}

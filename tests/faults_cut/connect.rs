@@ -44,7 +44,7 @@ async fn pooler_handshake_cut_gives_08001_and_lockroute_keeps_serving() {
         Fault::on(Dir::ToServer, b'p').at(10),
     ];
     for fault in cases {
-        let what = format!("{fault:?}");
+        let what = fault.to_string();
         let armed = rig.pooler.arm(fault);
         let err = login_fails(
             &rig,

@@ -188,3 +188,43 @@ async fn direct_cut_inside_a_transaction_gives_08006_then_25p02_and_frees_the_co
     );
     rig.stop().await;
 }
+
+#[tokio::test]
+async fn dedicated_direct_connection_cut_fails_its_statement_then_closes_the_session() {
+    use crate::common::proxy::raw;
+    let rig = Rig::start(&[]).await;
+    let mut s = raw::connect(rig.proxy.addr).await;
+    let params = [
+        ("user", "app"),
+        ("database", "app"),
+        ("application_name", "lockroute:direct"),
+    ];
+    raw::send(&mut s, &raw::startup(&params)).await;
+    let mut client = wire::Client { s };
+    wire::within("session-tagged login", client.reply()).await;
+    assert_eq!(scalar(&client.query("select current_user").await), "app");
+    let armed = rig.direct.arm(
+        Fault::on(Dir::ToProxy, b'D')
+            .containing("stallhere")
+            .at(11)
+            .cut(How::Rst),
+    );
+    let reply = client.query(&marked_query().replace(TAG, "")).await;
+    assert_eq!(armed.fired(), 1);
+    assert_lost(&reply, 'I', "the dedicated connection's statement");
+    // Its session state (SETs, advisory locks, LISTEN) is gone with the connection: a FATAL
+    // 08006, then lockroute closes the client.
+    let fatal = wire::within("FATAL after the loss", client.message()).await;
+    assert_eq!(fatal.tag, b'E');
+    assert_eq!(raw::sqlstate(&fatal.body), "08006");
+    assert!(raw::closed_within(&mut client.s, wire::BOUND).await);
+    // A new session-tagged client gets a new dedicated connection.
+    let url = rig.proxy.url_with("application_name=lockroute:direct");
+    let again = wire::within(
+        "a new session-tagged login",
+        crate::common::pg_connect(&url),
+    )
+    .await;
+    assert_eq!(crate::common::current_user(&again).await, "app");
+    rig.stop().await;
+}

@@ -36,7 +36,7 @@ async fn cut_and_recover(
     unit: &[u8],
     status_want: char,
 ) {
-    let what = format!("{fault:?}");
+    let what = fault.to_string();
     // Rows 1 and 2 precede the cut; row 3 is torn, so it never reaches the client.
     let sent = if fault.dir() == Dir::ToServer { 0 } else { 2 };
     let fin = fault.ends_with_fin();
@@ -103,7 +103,7 @@ async fn pooler_reply_cut_at_ready_for_query_gives_08006_then_the_next_query_suc
     ];
     for fault in cases {
         for unit in [wire::query(CUT_QUERY), wire::extended(CUT_QUERY)] {
-            let what = format!("{fault:?}");
+            let what = fault.to_string();
             let fin = fault.ends_with_fin();
             let armed = rig.pooler.arm(fault.clone());
             client.send(&unit).await;

@@ -159,6 +159,32 @@ impl Fault {
     }
 }
 
+/// `Cut(Rst) at byte 9 of ToProxy 'D' containing "cutme"`, for messages and timings.
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tag = match self.tag {
+            STARTUP => "StartupMessage".to_owned(),
+            t => format!("'{}'", t as char),
+        };
+        write!(
+            f,
+            "{:?} at byte {} of {:?} {tag}",
+            self.action, self.offset, self.dir
+        )?;
+        if !self.body_prefix.is_empty() {
+            write!(f, " starting {:?}", self.body_prefix)?;
+        }
+        if !self.contains.is_empty() {
+            write!(
+                f,
+                " containing {:?}",
+                String::from_utf8_lossy(&self.contains)
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// One armed fault, shared between the test and the relay's connections.
 struct Slot {
     fault: Fault,
@@ -187,7 +213,7 @@ impl Armed {
             }
         };
         if tokio::time::timeout(within, wait).await.is_err() {
-            panic!("fault {:?} did not fire within {within:?}", self.0.fault);
+            panic!("fault {} did not fire within {within:?}", self.0.fault);
         }
     }
 

@@ -131,12 +131,10 @@ impl Conn {
             let at = slot.fault.offset.min(frame.len());
             let ok = self.write(dir, &mut dst, &frame[..at]).await;
             eprintln!(
-                "relay #{}: {:?} {:?} fired at byte {at} of a {}-byte {:?} frame, t={:?}",
+                "relay #{}: fired {} (a {}-byte frame), t={:?}",
                 self.n,
-                slot.fault.action,
-                dir,
+                slot.fault,
                 frame.len(),
-                tag as char,
                 self.shared.started.elapsed()
             );
             slot.fired.fetch_add(1, Ordering::SeqCst);

@@ -180,3 +180,49 @@ async fn direct_connect_stall_falls_back_to_the_pooler_then_returns() {
     eprintln!("timing: back on the direct lane after {back:?}");
     rig.stop().await;
 }
+
+#[tokio::test]
+async fn stalled_pooler_reconnect_does_not_hold_the_shared_direct_connection() {
+    let args = [
+        "--connect-timeout",
+        "2s",
+        "--direct-pool-size",
+        "1",
+        "--direct-wait-timeout",
+        "1s",
+    ];
+    let rig = Rig::start(&args).await;
+    let mut client = rig.client().await;
+    assert_eq!(scalar(&client.query("select current_user").await), "pooler");
+    // The pooler lane is lost while idle, and its reconnect will stall.
+    let lost_idle = "lockroute_upstream_lost_total{lane=\"pooler\",state=\"idle\"}";
+    let before = rig.proxy.metric(lost_idle).await;
+    rig.pooler.cut_all();
+    wire::within("lockroute notices the idle loss", async {
+        while rig.proxy.metric(lost_idle).await <= before {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let armed = rig.pooler.arm(Fault::startup().stall(Until::Forever));
+    // A tagged unit, then an untagged one, pipelined: the second waits for the first, then
+    // needs the pooler lane reconnected.
+    let mut batch = wire::query(&format!("{TAG}select current_user"));
+    batch.extend(wire::query("select current_user"));
+    client.send(&batch).await;
+    armed.wait_fired(wire::BOUND).await;
+    // While that reconnect stalls, the shared direct connection is free for another client.
+    let mut other = rig.client().await;
+    let user = other.query(&format!("{TAG}select current_user")).await;
+    assert_eq!(
+        scalar(&user),
+        "app",
+        "the client waiting for the pooler still held the shared direct connection"
+    );
+    let first = wire::within("the tagged reply", client.reply()).await;
+    assert_eq!(scalar(&first), "app");
+    let second = wire::within("the reply after the connect timeout", client.reply()).await;
+    assert_lost(&second, 'I', "the unit whose pooler could not be reached");
+    assert_eq!(scalar(&client.query("select current_user").await), "pooler");
+    rig.stop().await;
+}

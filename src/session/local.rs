@@ -44,11 +44,13 @@ impl Local {
     }
 
     /// The state to enter after a unit failed: discard to `Sync` if the client is still
-    /// sending the unit, else go straight to the transaction state.
-    pub fn after_loss(unit_open: bool, status: TxStatus) -> Option<Local> {
+    /// sending the unit, else go straight to the transaction state. `reported`: the units in
+    /// flight already got their `08006`, so later statements get `25P02`.
+    pub fn after_loss(unit_open: bool, reported: bool, status: TxStatus) -> Option<Local> {
         match (unit_open, status) {
             (true, then) => Some(Local::DiscardToSync { then }),
             (false, TxStatus::Idle) => None,
+            (false, _) if reported => Some(Local::failed_transaction()),
             // Lost while the client sat idle in its transaction: nothing has told it yet.
             (false, _) => Some(Local::FailedTransaction {
                 unreported: true,
@@ -308,11 +310,23 @@ mod tests {
     fn lost_while_idle_in_transaction_first_error_is_08006_then_25p02() {
         let mut statements = Statements::default();
         let mut out = BytesMut::new();
-        let state = Local::after_loss(false, TxStatus::InTransaction).unwrap();
+        let state = Local::after_loss(false, false, TxStatus::InTransaction).unwrap();
         let select = &frames(vec![message::query("select 1")])[0];
         let state = state.on_client(select, &mut statements, &mut out).unwrap();
         assert_eq!(crate::protocol::message::sqlstate(&out[5..]), Some("08006"));
         out.clear();
+        state.on_client(select, &mut statements, &mut out).unwrap();
+        assert_eq!(crate::protocol::message::sqlstate(&out[5..]), Some("25P02"));
+    }
+
+    #[test]
+    fn lost_with_a_statement_in_flight_in_transaction_next_error_is_25p02() {
+        // The statement in flight already got its 08006; a second one would say the same
+        // loss twice.
+        let mut statements = Statements::default();
+        let mut out = BytesMut::new();
+        let state = Local::after_loss(false, true, TxStatus::InTransaction).unwrap();
+        let select = &frames(vec![message::query("select 1")])[0];
         state.on_client(select, &mut statements, &mut out).unwrap();
         assert_eq!(crate::protocol::message::sqlstate(&out[5..]), Some("25P02"));
     }

@@ -278,8 +278,8 @@ impl Session {
     /// While a client holds a shared direct connection and the server is waiting on the
     /// client, it must send something before this deadline.
     ///
-    /// The server waits on the client when it owes nothing, when it is in COPY FROM STDIN, or
-    /// when the client does not read its replies. The clock starts at the later of the
+    /// The server waits on the client when it owes nothing, when it is in COPY FROM STDIN (or
+    /// waits for the Sync after it), or when the client does not read its replies. The clock starts at the later of the
     /// client's last message and the server's last answer, so a slow statement never counts
     /// against its client.
     fn hold_deadline(&self) -> Option<Instant> {
@@ -289,6 +289,7 @@ impl Session {
         let up = lease.upstream_ref();
         let waiting_on_client = up.inflight.is_empty()
             || up.inflight.copy_in()
+            || up.inflight.awaiting_sync()
             || self.client.wbuf.len() >= BACKPRESSURE;
         waiting_on_client.then(|| {
             self.last_client_frame.max(up.last_used) + self.ctx.config.direct_lane.hold_timeout

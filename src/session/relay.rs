@@ -129,7 +129,8 @@ impl Session {
             TxStatus::Failed
         };
         let mut inflight = up.inflight;
-        for _ in 0..inflight.clear() {
+        let owed = inflight.clear();
+        for _ in 0..owed {
             message::error_response(
                 &mut self.client.wbuf,
                 Severity::Error,
@@ -154,7 +155,7 @@ impl Session {
                 "dedicated connection lost",
             ));
         }
-        self.units.local = Local::after_loss(unit_open, status);
+        self.units.local = Local::after_loss(unit_open, owed > 0, status);
         self.units.open = false;
         Ok(())
     }

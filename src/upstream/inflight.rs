@@ -66,6 +66,10 @@ pub struct InFlight {
     units: usize,
     /// The server is in copy-in mode: it waits for the client's data and ignores `Sync`.
     copy_in: bool,
+    /// An extended-protocol COPY left copy-in mode, and its `Sync`s were ignored: the server
+    /// still owes its CommandComplete (or error), and the `ReadyForQuery` of the client's
+    /// next `Sync`. Until that `Sync` is sent, the connection is not free.
+    awaiting_sync: bool,
 }
 
 impl InFlight {
@@ -91,16 +95,33 @@ impl InFlight {
         }
         self.queue.push_back(Pending::Sync { started });
         self.units += 1;
+        self.awaiting_sync = false;
     }
 
     /// The client sent `CopyDone` or `CopyFail`: the server leaves copy-in mode.
     pub fn push_copy_end(&mut self) {
+        self.leave_copy_in();
+    }
+
+    fn leave_copy_in(&mut self) {
+        // A simple-protocol COPY ends in its Query's own ReadyForQuery; an extended one only
+        // at the next Sync.
+        let simple = self
+            .queue
+            .iter()
+            .any(|p| matches!(p, Pending::Simple { .. }));
+        self.awaiting_sync |= self.copy_in && !simple;
         self.copy_in = false;
     }
 
     /// The server waits for COPY data from the client.
     pub fn copy_in(&self) -> bool {
         self.copy_in
+    }
+
+    /// The server waits for the client's `Sync` after an extended-protocol COPY.
+    pub fn awaiting_sync(&self) -> bool {
+        self.awaiting_sync
     }
 
     pub fn push_simple(&mut self, started: Instant) {
@@ -115,7 +136,7 @@ impl InFlight {
 
     /// Nothing at all is owed: no unit, no `Parse` of an unfinished batch, no COPY in progress.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty() && !self.copy_in
+        self.queue.is_empty() && !self.copy_in && !self.awaiting_sync
     }
 
     /// Forgets everything owed: the upstream is gone.
@@ -124,6 +145,7 @@ impl InFlight {
         self.queue.clear();
         self.units = 0;
         self.copy_in = false;
+        self.awaiting_sync = false;
         units
     }
 
@@ -156,7 +178,7 @@ impl InFlight {
             }
             b'E' => {
                 // An error ends copy-in mode; the next Sync is honoured again.
-                self.copy_in = false;
+                self.leave_copy_in();
                 if !matches!(self.queue.front(), Some(Pending::Simple { .. })) {
                     // Extended protocol: the server now skips to the next Sync.
                     while let Some(Pending::Parse { .. }) = self.queue.front() {
@@ -290,6 +312,27 @@ mod tests {
         assert_eq!(f.on_backend(b'C', b""), Reply::Forward);
         assert!(matches!(f.on_backend(b'Z', b"I"), Reply::UnitDone { .. }));
         assert!(f.is_empty());
+    }
+
+    #[test]
+    fn extended_copy_in_is_owed_work_from_copy_done_until_the_next_sync() {
+        // CopyDone and its Sync may arrive in different reads: in between, the server still
+        // owes CommandComplete, so the connection must not look free.
+        for end_by_server_error in [false, true] {
+            let mut f = InFlight::default();
+            f.push_sync(now());
+            assert_eq!(f.on_backend(b'G', b""), Reply::Forward);
+            if end_by_server_error {
+                assert_eq!(f.on_backend(b'E', b""), Reply::Forward);
+            } else {
+                f.push_copy_end();
+            }
+            assert!(!f.is_empty(), "error: {end_by_server_error}");
+            f.push_sync(now());
+            assert_eq!(f.outstanding(), 1);
+            assert!(matches!(f.on_backend(b'Z', b"I"), Reply::UnitDone { .. }));
+            assert!(f.is_empty(), "error: {end_by_server_error}");
+        }
     }
 
     #[test]

@@ -15,6 +15,14 @@ use crate::metrics::{self, ErrorKind};
 use crate::route::Lane;
 use crate::startup::{self, Handshake};
 
+/// Pause after a failed accept. Short, because the descriptors a leaving client frees are
+/// reused at once; long enough that a process out of descriptors does not burn a core.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// While accepts keep failing, warn once and then every this many failures (about every 5 s),
+/// so that a process out of descriptors does not also flood its log.
+const ACCEPT_WARN_EVERY: u64 = 100;
+
 /// Accepts clients until `stop` is cancelled, then drops the listener.
 pub async fn accept_loop(
     listener: TcpListener,
@@ -22,6 +30,7 @@ pub async fn accept_loop(
     tracker: TaskTracker,
     stop: CancellationToken,
 ) {
+    let mut failures: u64 = 0;
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
@@ -29,13 +38,22 @@ pub async fn accept_loop(
         };
         match accepted {
             Ok((tcp, peer)) => {
+                failures = 0;
                 let span = tracing::info_span!("client", client.addr = %peer);
                 tracker.spawn(serve(ctx.clone(), tcp, peer).instrument(span));
             }
             Err(e) => {
-                // EMFILE and friends: back off a moment instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // EMFILE and friends: the connection stays in the kernel's backlog until a
+                // descriptor frees up, so retrying at once would spin. Back off a moment, but
+                // stop at once if the drain starts meanwhile.
+                failures += 1;
+                if failures % ACCEPT_WARN_EVERY == 1 {
+                    tracing::warn!(error = %e, failures, "accept failed");
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                }
             }
         }
     }

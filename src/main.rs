@@ -32,7 +32,83 @@ fn main() -> ExitCode {
         admin_listen = %config.admin_listen,
         "lockroute starting"
     );
+    log_fd_limit(raise_fd_limit());
     lockroute::app::main(config)
+}
+
+/// The file descriptor limit, soft and hard, after trying to raise the soft one.
+struct FdLimit {
+    /// The soft limit the process started with.
+    started: u64,
+    soft: u64,
+    hard: u64,
+    error: Option<std::io::Error>,
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit. Each client costs two descriptors (its
+/// socket and its pooler upstream), and systemd, `runuser` and most shells start a process with
+/// a soft limit of 1024, which 500 clients would exhaust. The hard limit is the operator's
+/// ceiling and is never touched; Go's runtime (since 1.19) and many servers do the same at start.
+fn raise_fd_limit() -> FdLimit {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        let error = Some(std::io::Error::last_os_error());
+        return FdLimit {
+            started: 0,
+            soft: 0,
+            hard: 0,
+            error,
+        };
+    }
+    let (started, hard) = (limit.rlim_cur, limit.rlim_max);
+    let mut result = FdLimit {
+        started,
+        soft: started,
+        hard,
+        error: None,
+    };
+    if started < hard {
+        let raised = libc::rlimit {
+            rlim_cur: hard,
+            rlim_max: hard,
+        };
+        // SAFETY: `raised` is a valid rlimit; setrlimit only reads it.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            result.soft = hard;
+        } else {
+            result.error = Some(std::io::Error::last_os_error());
+        }
+    }
+    result
+}
+
+/// One line either way, so an operator can see how many clients the process can hold.
+fn log_fd_limit(limit: FdLimit) {
+    let FdLimit {
+        started,
+        soft,
+        hard,
+        error,
+    } = limit;
+    match error {
+        None => tracing::info!(
+            fd_limit = soft,
+            fd_limit_hard = hard,
+            fd_limit_at_start = started,
+            "file descriptor limit"
+        ),
+        Some(e) => tracing::warn!(
+            fd_limit = soft,
+            fd_limit_hard = hard,
+            fd_limit_at_start = started,
+            error = %e,
+            "could not raise the file descriptor limit; each client needs two"
+        ),
+    }
 }
 
 /// Logs go to stderr. The filter comes from `RUST_LOG`, default `info`; a malformed

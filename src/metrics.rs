@@ -13,11 +13,10 @@
 //! runtime label values would allocate the label list on every call, and the recorder would copy
 //! it again into an `Arc`.
 
-use std::sync::{LazyLock, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Unit};
-use metrics::{describe_counter, describe_gauge, describe_histogram};
+use metrics::{Counter, Gauge, Histogram, Key, Level, Metadata};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -26,6 +25,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Mode;
 use crate::route::{Lane, Reason};
+
+mod describe;
+mod keys;
+
+use describe::describe_all;
+use keys::*;
 
 pub const CLIENT_CONNECTIONS: &str = "lockroute_client_connections";
 pub const CLIENT_CONNECTIONS_TOTAL: &str = "lockroute_client_connections_total";
@@ -42,9 +47,12 @@ pub const MODE: &str = "lockroute_mode";
 pub const BUILD_INFO: &str = "lockroute_build_info";
 /// Gauge, 1 from the first shutdown signal on. `/readyz` says the same thing as a status code.
 pub const DRAINING: &str = "lockroute_draining";
+/// Gauge: tokio tasks alive now, taken at each scrape. One per client plus a few fixed ones;
+/// once clients leave it must return to its idle value, or a task is leaking.
+pub const RUNTIME_TASKS: &str = "lockroute_runtime_tasks";
 
 /// Every metric lockroute exports.
-pub const ALL_NAMES: [&str; 13] = [
+pub const ALL_NAMES: [&str; 14] = [
     CLIENT_CONNECTIONS,
     CLIENT_CONNECTIONS_TOTAL,
     ROUTED_TOTAL,
@@ -58,6 +66,7 @@ pub const ALL_NAMES: [&str; 13] = [
     MODE,
     BUILD_INFO,
     DRAINING,
+    RUNTIME_TASKS,
 ];
 
 /// Buckets of `lockroute_request_duration_seconds`, 0.5 ms to 10 s. A unit through a pooler on
@@ -168,110 +177,8 @@ impl Direction {
 /// The `result` label of `lockroute_upstream_connects_total`, indexed by `!ok as usize`.
 const CONNECT_RESULTS: [&str; 2] = ["ok", "error"];
 
-const LANES: usize = Lane::ALL.len();
-
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
-
-static CLIENT_CONNECTIONS_KEY: Key = Key::from_static_name(CLIENT_CONNECTIONS);
-static CLIENT_CONNECTIONS_TOTAL_KEY: Key = Key::from_static_name(CLIENT_CONNECTIONS_TOTAL);
-static DIRECT_WAIT_KEY: Key = Key::from_static_name(DIRECT_WAIT_SECONDS);
-static DRAINING_KEY: Key = Key::from_static_name(DRAINING);
-static BUILD_INFO_LABELS: [Label; 1] = [Label::from_static_parts(
-    "version",
-    env!("CARGO_PKG_VERSION"),
-)];
-static BUILD_INFO_KEY: Key = Key::from_static_parts(BUILD_INFO, &BUILD_INFO_LABELS);
-
-/// The key of every labelled series, indexed by the enums' discriminants (which follow the order
-/// of their `ALL` arrays; a test checks that).
-struct Keys {
-    routed: [[Key; Reason::ALL.len()]; LANES],
-    upstream_connections: [Key; LANES],
-    upstream_connects: [[Key; CONNECT_RESULTS.len()]; LANES],
-    upstream_lost: [[Key; LossState::ALL.len()]; LANES],
-    request_duration: [Key; LANES],
-    errors: [Key; ErrorKind::ALL.len()],
-    bytes: [[Key; Direction::ALL.len()]; LANES],
-    mode: [Key; Mode::ALL.len()],
-}
-
-static KEYS: LazyLock<Keys> = LazyLock::new(Keys::build);
-
-/// A key whose name and labels are `'static`, so the recorder's `to_retained` copies nothing.
-/// The label slice is leaked once per series: a few dozen small slices for the process's life.
-fn static_key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
-    let labels: Vec<Label> = labels
-        .iter()
-        .map(|&(k, v)| Label::from_static_parts(k, v))
-        .collect();
-    Key::from_static_parts(name, Box::leak(labels.into_boxed_slice()))
-}
-
-/// The series of `name` for every lane × every value of a second label.
-fn by_lane<const N: usize>(
-    name: &'static str,
-    label: &'static str,
-    values: [&'static str; N],
-) -> [[Key; N]; LANES] {
-    Lane::ALL.map(|lane| values.map(|v| static_key(name, &[("lane", lane.as_str()), (label, v)])))
-}
-
-/// The series of `name` for every value of its one label.
-fn by<const N: usize>(
-    name: &'static str,
-    label: &'static str,
-    values: [&'static str; N],
-) -> [Key; N] {
-    values.map(|v| static_key(name, &[(label, v)]))
-}
-
-impl Keys {
-    fn build() -> Keys {
-        let lanes = Lane::ALL.map(Lane::as_str);
-        Keys {
-            routed: by_lane(ROUTED_TOTAL, "reason", Reason::ALL.map(Reason::as_str)),
-            upstream_connections: by(UPSTREAM_CONNECTIONS, "lane", lanes),
-            upstream_connects: by_lane(UPSTREAM_CONNECTS_TOTAL, "result", CONNECT_RESULTS),
-            upstream_lost: by_lane(
-                UPSTREAM_LOST_TOTAL,
-                "state",
-                LossState::ALL.map(LossState::as_str),
-            ),
-            request_duration: by(REQUEST_DURATION_SECONDS, "lane", lanes),
-            errors: by(ERRORS_TOTAL, "kind", ErrorKind::ALL.map(ErrorKind::as_str)),
-            bytes: by_lane(
-                BYTES_TOTAL,
-                "direction",
-                Direction::ALL.map(Direction::as_str),
-            ),
-            mode: by(MODE, "mode", Mode::ALL.map(Mode::as_str)),
-        }
-    }
-
-    fn counters(&self) -> impl Iterator<Item = &Key> {
-        self.routed
-            .iter()
-            .flatten()
-            .chain(self.upstream_connects.iter().flatten())
-            .chain(self.upstream_lost.iter().flatten())
-            .chain(&self.errors)
-            .chain(self.bytes.iter().flatten())
-            .chain([&CLIENT_CONNECTIONS_TOTAL_KEY])
-    }
-
-    fn gauges(&self) -> impl Iterator<Item = &Key> {
-        self.upstream_connections.iter().chain(&self.mode).chain([
-            &CLIENT_CONNECTIONS_KEY,
-            &DRAINING_KEY,
-            &BUILD_INFO_KEY,
-        ])
-    }
-
-    fn histograms(&self) -> impl Iterator<Item = &Key> {
-        self.request_duration.iter().chain([&DIRECT_WAIT_KEY])
-    }
-}
 
 fn counter(key: &Key) -> Counter {
     metrics::with_recorder(|r| r.register_counter(key, &METADATA))
@@ -359,66 +266,6 @@ pub fn register_all() {
     build_info();
 }
 
-fn describe_all() {
-    describe_gauge!(CLIENT_CONNECTIONS, Unit::Count, "Clients connected now.");
-    describe_counter!(
-        CLIENT_CONNECTIONS_TOTAL,
-        Unit::Count,
-        "Clients accepted since start."
-    );
-    describe_counter!(
-        ROUTED_TOTAL,
-        Unit::Count,
-        "Units routed, by lane and the reason for it."
-    );
-    describe_gauge!(
-        UPSTREAM_CONNECTIONS,
-        Unit::Count,
-        "Upstream connections open now, by lane."
-    );
-    describe_counter!(
-        UPSTREAM_CONNECTS_TOTAL,
-        Unit::Count,
-        "Upstream connect attempts, by lane and result."
-    );
-    describe_counter!(
-        UPSTREAM_LOST_TOTAL,
-        Unit::Count,
-        "Upstream connections that dropped, by lane and whether a unit was in flight."
-    );
-    describe_histogram!(
-        REQUEST_DURATION_SECONDS,
-        Unit::Seconds,
-        "Time from a unit's first message to its final ReadyForQuery, by lane."
-    );
-    describe_histogram!(
-        DIRECT_WAIT_SECONDS,
-        Unit::Seconds,
-        "Time a unit waited in the FIFO queue for a shared direct connection."
-    );
-    describe_counter!(ERRORS_TOTAL, Unit::Count, "Errors, by kind.");
-    describe_counter!(
-        BYTES_TOTAL,
-        Unit::Bytes,
-        "Bytes relayed, by lane and direction."
-    );
-    describe_gauge!(
-        MODE,
-        Unit::Count,
-        "1 for the active mode (split, passthrough, shadow), 0 for the others."
-    );
-    describe_gauge!(
-        BUILD_INFO,
-        Unit::Count,
-        "Always 1; the version label names the running build."
-    );
-    describe_gauge!(
-        DRAINING,
-        Unit::Count,
-        "1 once a shutdown signal has started the drain."
-    );
-}
-
 /// A unit was routed to `lane` because of `reason`.
 pub fn routed(lane: Lane, reason: Reason) {
     counter(&KEYS.routed[lane as usize][reason as usize]).increment(1);
@@ -463,6 +310,12 @@ pub fn set_mode(active: Mode) {
 
 pub fn set_draining(draining: bool) {
     gauge(&DRAINING_KEY).set(if draining { 1.0 } else { 0.0 });
+}
+
+/// Sets `lockroute_runtime_tasks`; the admin server calls it with the runtime's count just
+/// before it renders, so the value is as fresh as the scrape.
+pub fn set_runtime_tasks(alive: usize) {
+    gauge(&RUNTIME_TASKS_KEY).set(alive as f64);
 }
 
 pub fn build_info() {

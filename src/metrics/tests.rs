@@ -273,7 +273,7 @@ fn set_mode_leaves_exactly_one_mode_at_one() {
 #[test]
 #[rustfmt::skip] // one case per line reads as a table
 fn recording_moves_only_its_own_series() {
-    let table: [(fn(), &str); 9] = [
+    let table: [(fn(), &str); 10] = [
         (|| routed(Lane::Direct, Reason::Pattern), r#"lockroute_routed_total{lane="direct",reason="pattern"} 1"#),
         (|| upstream_connect(Lane::Pooler, false), r#"lockroute_upstream_connects_total{lane="pooler",result="error"} 1"#),
         (|| upstream_connect(Lane::Direct, true), r#"lockroute_upstream_connects_total{lane="direct",result="ok"} 1"#),
@@ -281,6 +281,7 @@ fn recording_moves_only_its_own_series() {
         (|| error(ErrorKind::DirectLimit), r#"lockroute_errors_total{kind="direct_limit"} 1"#),
         (|| bytes(Lane::Direct, Direction::ToClient, 42), r#"lockroute_bytes_total{lane="direct",direction="to_client"} 42"#),
         (|| set_draining(true), "lockroute_draining 1"),
+        (|| set_runtime_tasks(7), "lockroute_runtime_tasks 7"),
         (|| request_duration(Lane::Pooler, Duration::from_millis(2)), r#"lockroute_request_duration_seconds_bucket{lane="pooler",le="0.0025"} 1"#),
         (|| direct_wait(Duration::from_micros(150)), "lockroute_direct_wait_seconds_count 1"),
     ];

@@ -376,3 +376,53 @@ async fn a_client_waiting_for_the_pooler_does_not_hold_the_shared_direct_connect
     assert!(direct.is_ok() && pooler.is_ok(), "{direct:?} {pooler:?}");
     proxy.stop().await;
 }
+
+/// Regression: when the pooler dropped a transaction while its client sat idle in it, a COMMIT
+/// sent next was answered `ROLLBACK` without an error, so postgres.js reported the transaction
+/// committed (seen as a job the fleet had completed, evicted later by the sweeper).
+#[tokio::test]
+async fn commit_after_the_pooler_dropped_the_transaction_fails_and_nothing_commits() {
+    let s = StandIn::shared();
+    let private = s.private_pooler("commit");
+    let proxy = Proxy::start_with(ProxyOptions {
+        pooler_url: &private.pooler_url,
+        direct_url: &s.direct_url,
+        args: &[],
+        env: &[],
+    })
+    .await;
+    let table = common::unique_name("committed");
+    let direct = common::pg_connect(&s.direct_url).await;
+    direct
+        .batch_execute(&format!("create table {table} (x int)"))
+        .await
+        .unwrap();
+    let client = proxy.connect().await;
+    client
+        .batch_execute(&format!("begin; insert into {table} values (1)"))
+        .await
+        .unwrap();
+    admin(&private, "KILL app").await;
+    admin(&private, "RESUME app").await;
+    let err = client
+        .batch_execute("commit")
+        .await
+        .expect_err("the transaction is gone: COMMIT must not succeed");
+    assert_eq!(err.code(), Some(&SqlState::CONNECTION_FAILURE), "{err}");
+    let rows: i64 = direct
+        .query_one(&format!("select count(*) from {table}"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0, "nothing was committed");
+    assert_eq!(
+        current_user(&client).await,
+        "pooler",
+        "the session is usable"
+    );
+    direct
+        .batch_execute(&format!("drop table {table}"))
+        .await
+        .unwrap();
+    proxy.stop().await;
+}

@@ -21,14 +21,7 @@ impl Session {
         let limit = self.ctx.config.client.max_message_size;
         loop {
             let frame = match self.units.stalled.take() {
-                Some(frame) if self.lane_quiescent(self.units.active) => {
-                    // The unit waited for the other lane to finish. Hand a finished shared
-                    // direct connection back first: opening this unit's lane may wait (a
-                    // pooler reconnect, up to --connect-timeout), and other clients'
-                    // lock-path units must not wait behind that.
-                    self.release_shared_direct();
-                    frame
-                }
+                Some(frame) if self.lane_quiescent(self.units.active) => frame,
                 Some(frame) => {
                     self.units.stalled = Some(frame);
                     return Ok(());
@@ -51,9 +44,9 @@ impl Session {
             if frame.tag == b'X' {
                 return Err(End::ClientGone);
             }
-            // Routing may wait (a pooler reconnect, the direct lease): never while holding a
-            // shared direct connection that owes this client nothing, or every other client's
-            // lock path would wait behind this one.
+            // Routing may wait (a pooler reconnect, up to --connect-timeout; the direct lease):
+            // never while holding a shared direct connection that owes this client nothing, or
+            // every other client's lock path would wait behind this one.
             self.release_shared_direct();
             self.route_frame(frame).await?;
         }

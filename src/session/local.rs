@@ -31,6 +31,9 @@ pub enum Local {
 const LOST_IN_TRANSACTION: &str = "lockroute: the upstream connection was lost while this transaction was open; \
                                    the transaction is aborted, end it with ROLLBACK";
 
+const LOST_BEFORE_COMMIT: &str = "lockroute: the upstream connection was lost while this transaction was \
+                                  open; it was rolled back and nothing was committed";
+
 const FAILED: &str = "current transaction is aborted, commands ignored until end of transaction block \
                       (the upstream connection was lost; lockroute holds the failed transaction)";
 
@@ -112,10 +115,33 @@ fn failed_transaction(
             then: TxStatus::Failed,
         })
     };
+    // A COMMIT that is the first the client hears of the loss must fail: answering it with the
+    // `ROLLBACK` tag, as a server does for a transaction the client knows is aborted, would
+    // tell a client that never saw an error that its writes are committed.
+    let commit_unreported = |sql: &[u8]| unreported && asks_to_commit(sql);
+    let fail_commit = |out: &mut BytesMut| {
+        message::error_response(
+            out,
+            Severity::Error,
+            sqlstate::CONNECTION_FAILURE,
+            LOST_BEFORE_COMMIT,
+        );
+        Some(Local::DiscardToSync {
+            then: TxStatus::Idle,
+        })
+    };
     match frame.tag {
         b'Q' | b'F' => {
-            if frame.tag == b'Q' && query_text(body).is_some_and(ends_transaction) {
-                message::command_complete(out, "ROLLBACK");
+            let ending = (frame.tag == b'Q')
+                .then(|| query_text(body))
+                .flatten()
+                .filter(|sql| ends_transaction(sql));
+            if let Some(sql) = ending {
+                if commit_unreported(sql) {
+                    fail_commit(out);
+                } else {
+                    message::command_complete(out, "ROLLBACK");
+                }
                 message::ready_for_query(out, TxStatus::Idle);
                 return None;
             }
@@ -124,20 +150,27 @@ fn failed_transaction(
             Some(Local::failed_transaction())
         }
         b'P' => {
-            let exit = parse_message(body).is_some_and(|(_, sql)| ends_transaction(sql));
+            let sql = parse_message(body).map(|(_, sql)| sql);
+            let exit = sql.is_some_and(ends_transaction);
             statements.record_parse(&frame.bytes.slice(5..));
             if !exit {
                 return fail(out);
+            }
+            if sql.is_some_and(commit_unreported) {
+                return fail_commit(out);
             }
             message::empty(out, b'1');
             state(exit_bound, ended)
         }
         b'B' => {
-            let exit = bind_names(body)
+            let sql = bind_names(body)
                 .and_then(|(_, stmt)| statements.resolve(stmt))
-                .is_some_and(|s| ends_transaction(s.sql()));
-            if !exit {
+                .map(|s| s.sql().to_vec());
+            if !sql.as_deref().is_some_and(ends_transaction) {
                 return fail(out);
+            }
+            if sql.as_deref().is_some_and(commit_unreported) {
+                return fail_commit(out);
             }
             message::empty(out, b'2');
             state(true, ended)
@@ -207,6 +240,17 @@ pub fn ends_transaction(sql: &[u8]) -> bool {
         .any(|w| next.eq_ignore_ascii_case(w))
 }
 
+/// Whether a statement that ends a transaction block asks to commit (`COMMIT`, `END`).
+fn asks_to_commit(sql: &[u8]) -> bool {
+    let text = trim_start(sql);
+    let word_len = text
+        .iter()
+        .position(|b| !b.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let word = &text[..word_len];
+    word.eq_ignore_ascii_case(b"commit") || word.eq_ignore_ascii_case(b"end")
+}
+
 fn trim_start(s: &[u8]) -> &[u8] {
     let n = s
         .iter()
@@ -216,133 +260,4 @@ fn trim_start(s: &[u8]) -> &[u8] {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::frame::try_take;
-
-    fn frames(bytes: Vec<bytes::Bytes>) -> Vec<Frame> {
-        bytes
-            .into_iter()
-            .map(|b| {
-                try_take(&mut BytesMut::from(&b[..]), 1 << 20)
-                    .unwrap()
-                    .unwrap()
-            })
-            .collect()
-    }
-
-    fn tags(out: &BytesMut) -> Vec<u8> {
-        let mut buf = out.clone();
-        std::iter::from_fn(|| try_take(&mut buf, 1 << 20).unwrap().map(|f| f.tag)).collect()
-    }
-
-    #[test]
-    fn ends_transaction_recognises_exit_statements() {
-        for (sql, want) in [
-            ("ROLLBACK", true),
-            ("rollback;", true),
-            ("  commit", true),
-            ("END", true),
-            ("abort", true),
-            ("COMMIT AND CHAIN", false),
-            ("ROLLBACK TO SAVEPOINT a", false),
-            ("rollback to a", false),
-            ("COMMIT PREPARED 'x'", false),
-            ("select 1", false),
-            ("committed", false),
-            ("", false),
-        ] {
-            assert_eq!(ends_transaction(sql.as_bytes()), want, "{sql}");
-        }
-    }
-
-    #[test]
-    fn discard_to_sync_drops_then_answers_ready() {
-        let mut statements = Statements::default();
-        let mut out = BytesMut::new();
-        let mut state = Some(Local::DiscardToSync {
-            then: TxStatus::Idle,
-        });
-        for frame in frames(vec![
-            message::frame(b'B', |_| {}),
-            message::frame(b'E', |_| {}),
-            message::sync(),
-        ]) {
-            state = state.unwrap().on_client(&frame, &mut statements, &mut out);
-        }
-        assert_eq!(state, None);
-        assert_eq!(tags(&out), vec![b'Z']);
-    }
-
-    #[test]
-    fn failed_transaction_rejects_until_simple_rollback() {
-        let mut statements = Statements::default();
-        let mut out = BytesMut::new();
-        let state = Local::failed_transaction();
-        let select = &frames(vec![message::query("select 1")])[0];
-        let state = state.on_client(select, &mut statements, &mut out).unwrap();
-        assert_eq!(tags(&out), vec![b'E', b'Z']);
-        assert_eq!(out[out.len() - 1], b'E');
-        out.clear();
-        let rollback = &frames(vec![message::query("ROLLBACK")])[0];
-        assert_eq!(state.on_client(rollback, &mut statements, &mut out), None);
-        assert_eq!(tags(&out), vec![b'C', b'Z']);
-        assert_eq!(out[out.len() - 1], b'I');
-    }
-
-    #[test]
-    fn failed_transaction_extended_commit_ends_it() {
-        let mut statements = Statements::default();
-        let mut out = BytesMut::new();
-        let parse = message::frame(b'P', |b| b.extend_from_slice(b"s1\0commit\0\0\0"));
-        let bind = message::frame(b'B', |b| b.extend_from_slice(b"\0s1\0\0\0\0\0\0\0"));
-        let execute = message::frame(b'E', |b| b.extend_from_slice(b"\0\0\0\0\0"));
-        let mut state = Some(Local::failed_transaction());
-        for frame in frames(vec![parse, bind, execute, message::sync()]) {
-            state = state.unwrap().on_client(&frame, &mut statements, &mut out);
-        }
-        assert_eq!(state, None);
-        assert_eq!(tags(&out), vec![b'1', b'2', b'C', b'Z']);
-        assert_eq!(out[out.len() - 1], b'I');
-    }
-
-    #[test]
-    fn lost_while_idle_in_transaction_first_error_is_08006_then_25p02() {
-        let mut statements = Statements::default();
-        let mut out = BytesMut::new();
-        let state = Local::after_loss(false, false, TxStatus::InTransaction).unwrap();
-        let select = &frames(vec![message::query("select 1")])[0];
-        let state = state.on_client(select, &mut statements, &mut out).unwrap();
-        assert_eq!(crate::protocol::message::sqlstate(&out[5..]), Some("08006"));
-        out.clear();
-        state.on_client(select, &mut statements, &mut out).unwrap();
-        assert_eq!(crate::protocol::message::sqlstate(&out[5..]), Some("25P02"));
-    }
-
-    #[test]
-    fn lost_with_a_statement_in_flight_in_transaction_next_error_is_25p02() {
-        // The statement in flight already got its 08006; a second one would say the same
-        // loss twice.
-        let mut statements = Statements::default();
-        let mut out = BytesMut::new();
-        let state = Local::after_loss(false, true, TxStatus::InTransaction).unwrap();
-        let select = &frames(vec![message::query("select 1")])[0];
-        state.on_client(select, &mut statements, &mut out).unwrap();
-        assert_eq!(crate::protocol::message::sqlstate(&out[5..]), Some("25P02"));
-    }
-
-    #[test]
-    fn failed_transaction_extended_statement_fails_and_stays_failed() {
-        let mut statements = Statements::default();
-        let mut out = BytesMut::new();
-        let parse = message::frame(b'P', |b| b.extend_from_slice(b"\0select 1\0\0\0"));
-        let bind = message::frame(b'B', |b| b.extend_from_slice(b"\0\0\0\0\0\0\0\0"));
-        let mut state = Some(Local::failed_transaction());
-        for frame in frames(vec![parse, bind, message::sync()]) {
-            state = state.unwrap().on_client(&frame, &mut statements, &mut out);
-        }
-        assert_eq!(state, Some(Local::failed_transaction()));
-        assert_eq!(tags(&out), vec![b'E', b'Z']);
-        assert_eq!(out[out.len() - 1], b'E');
-    }
-}
+mod tests;

@@ -353,6 +353,31 @@ async function tally(sql, cfg) {
   return row
 }
 
+// Prints the one-line JSON summary; returns whether the run succeeded.
+function report(cfg, rows, started, crashed) {
+  const errorCount = Object.values(stats.errors).reduce((a, b) => a + b, 0)
+  const ok =
+    !crashed &&
+    rows !== null &&
+    errorCount === 0 &&
+    stats.renewals_lost === 0 &&
+    stats.evictions === 0 &&
+    rows.double_claims === 0 &&
+    stats.completions > 0
+  const summary = {
+    ok,
+    crashed,
+    queue: cfg.queue,
+    workers: cfg.workers,
+    prepare: cfg.prepare,
+    elapsed_ms: Date.now() - started,
+    ...stats,
+    ...(rows || {}),
+  }
+  console.log(JSON.stringify(summary))
+  return ok
+}
+
 async function main() {
   const cfg = readConfig()
   const actual = { claim: sha256Prefix(CLAIM_SQL), renew: sha256Prefix(RENEW_SQL) }
@@ -371,15 +396,24 @@ async function main() {
     onnotice: () => {},
     connection: { statement_timeout: 300000, idle_in_transaction_session_timeout: 300000 },
   })
-  // postgres.js can reject a promise nobody holds (seen: an error for a query of a transaction
-  // whose caller had already given up on it). Counted as an error of its own, not a crash.
+  const started = Date.now()
+  // postgres.js itself can throw when a socket dies under a write (seen straight at PgBouncer
+  // under KILL: "Cannot read properties of null (reading 'write')"). The process dies, as a real
+  // worker would, but says what it had done first.
+  process.on('uncaughtException', (err) => {
+    countError('crash', err)
+    console.error(`worker: crashed: ${err?.stack}`)
+    report(cfg, null, started, true)
+    process.exit(1)
+  })
+  // postgres.js can reject a promise nobody holds (seen once through lockroute's 08006 inside a
+  // transaction). Counted as an error of its own, not a crash.
   process.on('unhandledRejection', (err) => {
     countError('unhandled', err)
     console.error(`worker: unhandled rejection: ${err?.stack} query=${JSON.stringify(err?.query)}`)
   })
   const stopping = { now: false }
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => (stopping.now = true))
-  const started = Date.now()
   let rows = null
   try {
     if (process.env.SETUP_ONLY === '1') {
@@ -399,24 +433,7 @@ async function main() {
   } finally {
     await sql.end({ timeout: 5 })
   }
-  const errorCount = Object.values(stats.errors).reduce((a, b) => a + b, 0)
-  const ok =
-    rows !== null &&
-    errorCount === 0 &&
-    stats.renewals_lost === 0 &&
-    stats.evictions === 0 &&
-    rows.double_claims === 0 &&
-    stats.completions > 0
-  const summary = {
-    ok,
-    queue: cfg.queue,
-    workers: cfg.workers,
-    prepare: cfg.prepare,
-    elapsed_ms: Date.now() - started,
-    ...stats,
-    ...(rows || {}),
-  }
-  console.log(JSON.stringify(summary))
+  const ok = report(cfg, rows, started, false)
   process.exitCode = ok ? 0 : 1
 }
 

@@ -98,12 +98,14 @@ pub async fn run(url: &str, env: &[(&str, &str)]) -> Run {
         stderr.push_str(&format!("\n(killed after {limit:?})"));
     }
     // A worker that crashed (postgres.js itself can throw when a socket dies mid-write) prints
-    // no summary: `crashed`, with every counter at 0.
+    // its summary with `crashed: true`, or none at all when it was killed.
     let line = stdout.lines().last().unwrap_or_default();
     let summary: Option<Value> = serde_json::from_str(line).ok();
     Run {
         ok: status.is_some_and(|s| s.success()) && summary.is_some(),
-        crashed: summary.is_none(),
+        crashed: summary
+            .as_ref()
+            .is_none_or(|s| s["crashed"].as_bool() == Some(true)),
         summary: summary.unwrap_or(Value::Null),
         stderr,
     }

@@ -104,8 +104,9 @@ pub async fn run(
     admin_listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), AppError> {
-    let ctx = Arc::new(build_context(config.clone())?);
+    // The recorder first: the context resolves its metric handles against it.
     let handle = metrics::install();
+    let ctx = Arc::new(build_context(config.clone())?);
     metrics::set_mode(config.mode);
     metrics::set_draining(false);
     tracing::info!(
@@ -204,6 +205,7 @@ fn build_context(config: Arc<Config>) -> Result<Ctx, AppError> {
         client_tls: crate::tls::acceptor(&config.client.tls)?,
         scram,
         terminate: CancellationToken::new(),
+        metrics: metrics::Hot::register(),
         config,
     })
 }

@@ -65,7 +65,7 @@ impl Session {
                 self.fail_unit_locally(&frame);
                 return Ok(());
             };
-            metrics::routed(lane, reason);
+            self.ctx.metrics.routed(lane, reason);
             self.units.active = lane;
             self.units.started = Instant::now();
             let key = self.upstream(lane).and_then(|up| up.key);
@@ -117,7 +117,7 @@ impl Session {
                 }),
             },
         );
-        metrics::bytes(
+        self.ctx.metrics.bytes(
             lane,
             Direction::ToUpstream,
             (up.conn.wbuf.len() - before) as u64,

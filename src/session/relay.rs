@@ -52,7 +52,7 @@ impl Session {
                     up.status = status;
                     up.last_used = Instant::now();
                     if let Some(started) = started {
-                        metrics::request_duration(lane, started.elapsed());
+                        self.ctx.metrics.request_duration(lane, started.elapsed());
                     }
                     // A transaction pooler may give the next transaction another server.
                     if lane == Lane::Pooler && status == TxStatus::Idle {
@@ -81,7 +81,7 @@ impl Session {
         if let Some(up) = upstream_of(&mut self.pooler, &mut self.direct, lane) {
             up.last_used = Instant::now();
         }
-        metrics::bytes(
+        self.ctx.metrics.bytes(
             lane,
             Direction::ToClient,
             (self.client.wbuf.len() - before) as u64,

@@ -4,8 +4,10 @@
 # ports, inside one directory that `stop` removes again. See DESIGN.md, "Test topology".
 #
 #   scripts/standin.sh start DIR [--owner-pid PID]   PostgreSQL + one PgBouncer; writes DIR/env
-#   scripts/standin.sh pgbouncer DIR NAME [--owner-pid PID]
-#                                                    a private PgBouncer; writes DIR/NAME.env
+#   scripts/standin.sh pgbouncer DIR NAME [--owner-pid PID] [--pool-mode MODE] [--upstream-port PORT]
+#                                                    a private PgBouncer; writes DIR/NAME.env.
+#                                                    --upstream-port chains it in front of
+#                                                    another PgBouncer (logging in as app)
 #   scripts/standin.sh restart-pgbouncer DIR NAME [SECONDS]
 #                                                    stops it, waits, starts it on the same port
 #   scripts/standin.sh stop-pgbouncer DIR NAME       stops that private PgBouncer
@@ -43,7 +45,7 @@ die() { echo "standin: $*" >&2; exit 1; }
 log() { echo "standin: $*" >&2; }
 
 usage() {
-    sed -n '6,13p' "$SELF" >&2
+    sed -n '6,15p' "$SELF" >&2
     exit 64
 }
 
@@ -260,11 +262,22 @@ write_userlist() {
     server_owns "$dir/userlist.txt"
 }
 
+# The [databases] line: PostgreSQL as `pooler`, or (UPSTREAM_PORT set) another PgBouncer as
+# `app`, for a chain of two.
+database_line() {
+    local pg_port=$1
+    if [[ -n ${UPSTREAM_PORT:-} ]]; then
+        echo "app = host=127.0.0.1 port=$UPSTREAM_PORT dbname=app user=app password=app-secret"
+    else
+        echo "app = host=127.0.0.1 port=$pg_port dbname=app user=pooler password=pooler-secret"
+    fi
+}
+
 write_pgbouncer_ini() {
     local dir=$1 name=$2 pg_port=$3 port=$4
     write_atomic "$dir/$name/pgbouncer.ini" <<EOF
 [databases]
-app = host=127.0.0.1 port=$pg_port dbname=app user=pooler password=pooler-secret
+$(database_line "$pg_port")
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -273,7 +286,7 @@ unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = $dir/userlist.txt
 admin_users = pgbadmin
-pool_mode = transaction
+pool_mode = ${POOL_MODE:-transaction}
 max_client_conn = 2000
 default_pool_size = 20
 ignore_startup_parameters = extra_float_digits,statement_timeout,idle_in_transaction_session_timeout,search_path,options
@@ -373,11 +386,23 @@ cleanup_on_failure() {
 
 parse_owner() {
     OWNER_PID=
+    POOL_MODE=
+    UPSTREAM_PORT=
     while (($#)); do
         case $1 in
         --owner-pid)
             [[ ${2:-} =~ ^[0-9]+$ ]] || die "--owner-pid needs a pid"
             OWNER_PID=$2
+            shift 2
+            ;;
+        --pool-mode)
+            [[ ${2:-} =~ ^(session|transaction|statement)$ ]] || die "--pool-mode needs session, transaction or statement"
+            POOL_MODE=$2
+            shift 2
+            ;;
+        --upstream-port)
+            [[ ${2:-} =~ ^[0-9]+$ ]] || die "--upstream-port needs a port"
+            UPSTREAM_PORT=$2
             shift 2
             ;;
         *) die "unknown argument: $1" ;;

@@ -24,4 +24,6 @@ pub struct Ctx {
     /// Cancelled when the drain deadline passes: each session closes with `57P01` at its next
     /// idle moment.
     pub terminate: CancellationToken,
+    /// The per-unit metric series, resolved once (see [`crate::metrics::Hot`]).
+    pub metrics: crate::metrics::Hot,
 }

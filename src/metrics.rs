@@ -364,5 +364,8 @@ impl Drop for UpstreamGuard {
     }
 }
 
+mod hot;
+pub use self::hot::Hot;
+
 #[cfg(test)]
 mod tests;

@@ -117,10 +117,64 @@ pub struct Conn {
     pub io: Stream,
     pub rbuf: bytes::BytesMut,
     pub wbuf: bytes::BytesMut,
+    rbuf_memory: ReadMemory,
+}
+
+/// What `rbuf` holds, for [`Conn::shrink_idle`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReadMemory {
+    /// Nothing allocated, or nothing worth keeping.
+    None,
+    /// A buffer of about the read size: it goes back to the spares.
+    Chunk,
+    /// A buffer that grew for a large message (or came from the handshake): it is freed.
+    Other,
 }
 
 /// Read in chunks of this size; a frame larger than this reserves exactly what it needs.
 const READ_CHUNK: usize = 8 * 1024;
+
+/// A write buffer this small is kept while its connection is idle: freeing it there and
+/// allocating it again at the next unit cost two allocations per round trip (bench/profile.sh),
+/// for a few hundred bytes.
+const KEEP_WRITE_BUF: usize = 1024;
+
+/// Read buffers of connections that went idle, kept per worker thread for the next socket that
+/// becomes readable.
+///
+/// An idle connection gives its read buffer back (see [`Conn::shrink_idle`]), so that a
+/// thousand idle clients hold no buffers. Without this pool every round trip paid for that
+/// with a fresh 8 KiB allocation per socket, plus the one `bytes` makes to share it with the
+/// frames split off it (bench/profile.sh). The pool is bounded, and takes only buffers of about
+/// the read size: one grown for a large message is freed.
+mod spare {
+    use std::cell::RefCell;
+
+    use bytes::BytesMut;
+
+    /// 32 per worker thread: a few hundred KiB at most.
+    const MAX: usize = 32;
+
+    thread_local! {
+        static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub fn take() -> Option<BytesMut> {
+        SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten()
+    }
+
+    /// Keeps an empty buffer for [`take`] if the pool has room. A buffer still shared with a
+    /// frame is fine: `reserve` then allocates afresh, as it would have anyway.
+    pub fn give(buf: BytesMut) {
+        debug_assert!(buf.is_empty());
+        let _ = SPARE.try_with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < MAX {
+                s.push(buf);
+            }
+        });
+    }
+}
 
 impl Conn {
     pub fn new(io: Stream, rbuf: bytes::BytesMut) -> Conn {
@@ -128,6 +182,7 @@ impl Conn {
             io,
             rbuf,
             wbuf: bytes::BytesMut::new(),
+            rbuf_memory: ReadMemory::Other,
         }
     }
 
@@ -143,7 +198,19 @@ impl Conn {
             {
                 std::task::ready!(tcp.poll_read_ready(cx))?;
             }
+            if self.rbuf.capacity() == 0
+                && let Some(buf) = spare::take()
+            {
+                self.rbuf = buf;
+            }
             self.rbuf.reserve(READ_CHUNK);
+            if self.rbuf_memory == ReadMemory::None {
+                self.rbuf_memory = ReadMemory::Chunk;
+            }
+        }
+        // A frame larger than the read size reserved room for itself (frame::try_take).
+        if self.rbuf.capacity() > 2 * READ_CHUNK {
+            self.rbuf_memory = ReadMemory::Other;
         }
         tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf)
     }
@@ -188,12 +255,19 @@ impl Conn {
         }
     }
 
-    /// Frees buffer memory while the connection is idle, so that an idle client costs little.
+    /// Frees buffer memory while the connection is idle, so that an idle client costs little:
+    /// the read buffer goes back to the thread's spares, a large write buffer is freed.
     pub fn shrink_idle(&mut self) {
-        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
-            self.rbuf = bytes::BytesMut::new();
+        // An empty buffer may still hold its allocation with no capacity left, once its last
+        // frame was split off the end: give it back whatever capacity() says.
+        if self.rbuf.is_empty() {
+            match std::mem::replace(&mut self.rbuf_memory, ReadMemory::None) {
+                ReadMemory::None => {}
+                ReadMemory::Chunk => spare::give(std::mem::take(&mut self.rbuf)),
+                ReadMemory::Other => self.rbuf = bytes::BytesMut::new(),
+            }
         }
-        if self.wbuf.is_empty() && self.wbuf.capacity() > 0 {
+        if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_WRITE_BUF {
             self.wbuf = bytes::BytesMut::new();
         }
     }

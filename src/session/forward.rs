@@ -69,7 +69,7 @@ impl Session {
                 self.fail_unit_locally(&frame);
                 return Ok(());
             };
-            metrics::routed(lane, reason);
+            self.ctx.metrics.routed(lane, reason);
             self.units.active = lane;
             self.units.started = Instant::now();
             let key = self.upstream(lane).and_then(|up| up.key);
@@ -121,7 +121,7 @@ impl Session {
                 }),
             },
         );
-        metrics::bytes(
+        self.ctx.metrics.bytes(
             lane,
             Direction::ToUpstream,
             (up.conn.wbuf.len() - before) as u64,

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::protocol::Frame;
 use crate::protocol::message;
 use crate::protocol::message::{
-    bind_names, bind_renamed, parse_message, parse_renamed, target, target_frame,
+    bind_names, cstr, parse_message, parse_renamed, target, target_frame, write_frame,
 };
 use crate::upstream::inflight::InFlight;
 use crate::upstream::names::{PreparedNames, StatementKey};
@@ -115,7 +115,10 @@ impl Statements {
         let start = sql.as_ptr() as usize - body.as_ptr() as usize;
         let stmt = Arc::new(Statement {
             id: NEXT_STATEMENT_ID.fetch_add(1, Ordering::Relaxed),
-            body: body.clone(),
+            // A copy, not a slice of the client's read buffer: a slice would keep that whole
+            // buffer alive for as long as the statement lives, and stop the session from
+            // reusing it for the next read.
+            body: Bytes::copy_from_slice(body),
             sql: start..start + sql.len(),
         });
         if name.is_empty() {
@@ -165,8 +168,7 @@ impl Statements {
                 }
                 match (&stmt, out.virtualize) {
                     (Some(stmt), true) => {
-                        let renamed = parse_renamed(&body, b"").expect("parsed above");
-                        out.wbuf.put_slice(&renamed);
+                        put_parse(out.wbuf, &body, b"").expect("parsed above");
                         *out.unnamed_slot = Some(stmt.id);
                     }
                     _ => out.wbuf.put_slice(&frame.bytes),
@@ -180,8 +182,8 @@ impl Statements {
                 match self.resolve(name).cloned() {
                     Some(stmt) => {
                         let server_name = prepared_name(&stmt, &mut out);
-                        out.wbuf
-                            .put_slice(&bind_renamed(&body, &server_name).expect("parsed above"));
+                        put_bind(out.wbuf, &body, server_name.as_deref().unwrap_or(b""))
+                            .expect("parsed above");
                     }
                     // Unknown: let the server answer 26000 for it.
                     None => out.wbuf.put_slice(&frame.bytes),
@@ -191,7 +193,8 @@ impl Statements {
                 Some((b'S', name)) => match self.resolve(name).cloned() {
                     Some(stmt) => {
                         let server_name = prepared_name(&stmt, &mut out);
-                        out.wbuf.put_slice(&target_frame(b'D', b'S', &server_name));
+                        let server_name = server_name.as_deref().unwrap_or(b"");
+                        out.wbuf.put_slice(&target_frame(b'D', b'S', server_name));
                     }
                     None => out.wbuf.put_slice(&frame.bytes),
                 },
@@ -239,24 +242,24 @@ impl Statements {
 const CLOSED_NAME: &[u8] = b"lockroute.closed";
 
 /// The server-side name to bind or describe a client statement by: on a shared direct
-/// connection lockroute's named statement for it (prepared now if needed), elsewhere the
-/// unnamed statement (re-sent if the slot holds something else).
-fn prepared_name(stmt: &Statement, out: &mut Outbound<'_>) -> Arc<[u8]> {
+/// connection lockroute's named statement for it (prepared now if needed), elsewhere `None`,
+/// the unnamed statement (re-sent if the slot holds something else).
+fn prepared_name(stmt: &Statement, out: &mut Outbound<'_>) -> Option<Arc<[u8]>> {
     if let Some(shared) = out.shared.as_mut() {
         let key = stmt.key();
         if let Some(name) = shared.names.lookup(&key) {
-            return name;
+            return Some(name);
         }
         if let Some(name) = shared.names.reserve(&key) {
             out.wbuf.put_slice(
                 &parse_renamed(&stmt.body, &name).expect("recorded Parse bodies are well-formed"),
             );
             out.inflight.push_prepare(true, (key, name.clone()));
-            return name;
+            return Some(name);
         }
     }
     ensure_in_slot(stmt, out);
-    Arc::from(&b""[..])
+    None
 }
 
 /// Re-sends a statement's `Parse` unnamed unless the server's unnamed slot already holds it.
@@ -264,8 +267,38 @@ fn ensure_in_slot(stmt: &Statement, out: &mut Outbound<'_>) {
     if *out.unnamed_slot == Some(stmt.id) {
         return;
     }
-    out.wbuf
-        .put_slice(&parse_renamed(&stmt.body, b"").expect("recorded Parse bodies are well-formed"));
+    put_parse(out.wbuf, &stmt.body, b"").expect("recorded Parse bodies are well-formed");
     out.inflight.push_parse(true);
     *out.unnamed_slot = Some(stmt.id);
+}
+
+// Renamed frames are written straight into the upstream's write buffer: building each as its
+// own `Bytes` first cost an allocation and a copy per message on the pooler lane, where every
+// extended-protocol unit is renamed (bench/profile.sh).
+
+/// Appends a `Parse` frame with `body`'s SQL and parameter types under statement `name`.
+fn put_parse(wbuf: &mut BytesMut, body: &[u8], name: &[u8]) -> Option<()> {
+    let mut pos = 0;
+    cstr(body, &mut pos)?;
+    write_frame(wbuf, b'P', |b| {
+        b.put_slice(name);
+        b.put_u8(0);
+        b.put_slice(&body[pos..]);
+    });
+    Some(())
+}
+
+/// Appends a `Bind` frame with `body`'s portal and parameters for statement `name`.
+fn put_bind(wbuf: &mut BytesMut, body: &[u8], statement: &[u8]) -> Option<()> {
+    let mut pos = 0;
+    let portal = cstr(body, &mut pos)?;
+    cstr(body, &mut pos)?;
+    write_frame(wbuf, b'B', |b| {
+        b.put_slice(portal);
+        b.put_u8(0);
+        b.put_slice(statement);
+        b.put_u8(0);
+        b.put_slice(&body[pos..]);
+    });
+    Some(())
 }

@@ -367,7 +367,7 @@ async fn authenticate(wire: &mut Wire, target: &UpstreamTarget) -> Result<(), Co
             AuthRequest::Other(code) => {
                 return Err(ConnectError::UnsupportedAuth(auth_method_name(code)));
             }
-            request => match scram_step(&mut scram, request, target)? {
+            request => match scram_step(&mut scram, request, target).await? {
                 Some(reply) => reply,
                 None => continue,
             },
@@ -377,7 +377,7 @@ async fn authenticate(wire: &mut Wire, target: &UpstreamTarget) -> Result<(), Co
 }
 
 /// Advances SCRAM-SHA-256 by one server message; returns the reply to send, if any.
-fn scram_step(
+async fn scram_step(
     state: &mut Scram,
     request: AuthRequest<'_>,
     target: &UpstreamTarget,
@@ -397,7 +397,14 @@ fn scram_step(
             Ok(Some(reply))
         }
         (Scram::Started(mut client), AuthRequest::SaslContinue(data)) => {
-            client.update(data).map_err(scram_error)?;
+            // The salted password (4096 rounds of HMAC-SHA-256, 1-2 ms) is computed off the
+            // runtime's one thread: inline, every reconnect after a pooler drop would stall
+            // every session, lock heartbeats included.
+            let data = data.to_vec();
+            let client = tokio::task::spawn_blocking(move || client.update(&data).map(|()| client))
+                .await
+                .map_err(|e| ConnectError::Protocol(format!("SCRAM: {e}")))?
+                .map_err(scram_error)?;
             let reply = message::frame(b'p', |b| b.put_slice(client.message()));
             *state = Scram::Continued(client);
             Ok(Some(reply))

@@ -110,14 +110,15 @@ fn backend_key_wrong_length_is_protocol_error() {
     ));
 }
 
-#[test]
-fn scram_step_only_plus_offered_is_unsupported() {
+#[tokio::test]
+async fn scram_step_only_plus_offered_is_unsupported() {
     let mut state = Scram::NotStarted;
     let err = scram_step(
         &mut state,
         AuthRequest::Sasl(vec![b"SCRAM-SHA-256-PLUS"]),
         &target(),
     )
+    .await
     .unwrap_err();
     assert!(
         matches!(err, ConnectError::UnsupportedAuth(ref m) if m.contains("SCRAM-SHA-256-PLUS")),
@@ -125,15 +126,17 @@ fn scram_step_only_plus_offered_is_unsupported() {
     );
 }
 
-#[test]
-fn scram_step_out_of_order_is_protocol_error() {
+#[tokio::test]
+async fn scram_step_out_of_order_is_protocol_error() {
     let mut state = Scram::NotStarted;
-    let err = scram_step(&mut state, AuthRequest::SaslFinal(b"v=x"), &target()).unwrap_err();
+    let err = scram_step(&mut state, AuthRequest::SaslFinal(b"v=x"), &target())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ConnectError::Protocol(_)));
 }
 
-#[test]
-fn scram_step_without_password_is_missing_password() {
+#[tokio::test]
+async fn scram_step_without_password_is_missing_password() {
     let mut t = target();
     t.password = None;
     let err = scram_step(
@@ -141,6 +144,7 @@ fn scram_step_without_password_is_missing_password() {
         AuthRequest::Sasl(vec![b"SCRAM-SHA-256"]),
         &t,
     )
+    .await
     .unwrap_err();
     assert!(matches!(err, ConnectError::MissingPassword));
 }

@@ -10,6 +10,8 @@
 #   FUZZ_BUILD      release or dev (default: release; dev compiles in about half the CPU time
 #                   and runs slower, which suits CI's short run)
 #   FUZZ_OUT        where runs, crash inputs and summary.md go (default: fuzz/artifacts/run)
+#   FUZZ_TARGET_DIR cargo's target dir for the fuzz build (default: fuzz/target); CI points it
+#                   outside its fresh clone so that a machine it runs on again builds warm
 #
 # Prints, per target, executions, exec/s, corpus size and crashes, writes the same table to
 # $FUZZ_OUT/summary.md, and exits non-zero if any target crashed. A crashing input is kept in
@@ -36,7 +38,7 @@ esac
 out=${FUZZ_OUT:-fuzz/artifacts/run}
 export RUSTC_BOOTSTRAP=1
 # The fuzz crate has its own target dir: its flags differ from every other build's.
-target_dir=fuzz/target
+target_dir=${FUZZ_TARGET_DIR:-fuzz/target}
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked

@@ -13,13 +13,9 @@ use crate::context::Ctx;
 use crate::metrics::ErrorKind;
 use crate::net::{Conn, Stream};
 use crate::protocol::message::{self, Severity, cstr};
+use crate::protocol::startup::{self as packet, StartupPacket};
 use crate::protocol::{BackendKey, sqlstate};
 
-const SSL_REQUEST: i32 = 80877103;
-const GSSENC_REQUEST: i32 = 80877104;
-const CANCEL_REQUEST: i32 = 80877102;
-/// Postgres's own limit for a startup packet (`MAX_STARTUP_PACKET_LENGTH`).
-const MAX_STARTUP_PACKET: usize = 10_000;
 /// A SASL message is small; anything larger is not a password exchange.
 const MAX_AUTH_MESSAGE: usize = 8 * 1024;
 /// A TLS record starts with this byte: a client using `sslnegotiation=direct` (PG17+).
@@ -132,10 +128,10 @@ pub async fn handshake(ctx: &Ctx, tcp: TcpStream) -> Result<Handshake, StartupEr
     if direct_tls {
         conn = upgrade_tls(ctx, conn).await?;
     }
-    let (major, minor, body) = loop {
-        let mut packet = read_startup_packet(&mut conn).await?;
-        match packet.get_i32() {
-            SSL_REQUEST if !conn.io.is_tls() => {
+    let (minor, all) = loop {
+        let body = read_startup_packet(&mut conn).await?;
+        match packet::decode(&body) {
+            Ok(StartupPacket::SslRequest) if !conn.io.is_tls() => {
                 if ctx.client_tls.is_none() {
                     write_now(&mut conn, b"N").await?;
                     continue;
@@ -143,32 +139,22 @@ pub async fn handshake(ctx: &Ctx, tcp: TcpStream) -> Result<Handshake, StartupEr
                 write_now(&mut conn, b"S").await?;
                 conn = upgrade_tls(ctx, conn).await?;
             }
-            GSSENC_REQUEST => write_now(&mut conn, b"N").await?,
-            CANCEL_REQUEST if packet.len() == 8 => {
-                return Ok(Handshake::Cancel(BackendKey {
-                    pid: packet.get_i32(),
-                    secret: packet.get_i32(),
-                }));
+            Ok(StartupPacket::GssEncRequest) => write_now(&mut conn, b"N").await?,
+            Ok(StartupPacket::Cancel(key)) => return Ok(Handshake::Cancel(key)),
+            Ok(StartupPacket::Startup { minor, params }) => break (minor, params),
+            Ok(StartupPacket::Unsupported { major, minor }) => {
+                return Err(unsupported(&mut conn, major, minor).await);
             }
-            code if code >> 16 == 3 => break (3u16, code as u16, packet),
-            code => {
-                let (major, minor) = ((code >> 16) as u16, code as u16);
-                let msg = format!(
-                    "unsupported frontend protocol {major}.{minor}: lockroute supports 3.0"
-                );
-                fatal(&mut conn, sqlstate::FEATURE_NOT_SUPPORTED, &msg).await;
-                return Err(StartupError::UnsupportedProtocol(major, minor));
+            // An SSLRequest over TLS is an unknown protocol version, as it is to Postgres.
+            Ok(StartupPacket::SslRequest) => {
+                let (major, minor) = packet::version(packet::SSL_REQUEST);
+                return Err(unsupported(&mut conn, major, minor).await);
+            }
+            Err(e) => {
+                fatal(&mut conn, sqlstate::PROTOCOL_VIOLATION, e.as_str()).await;
+                return Err(StartupError::Protocol(e.as_str()));
             }
         }
-    };
-    let Some(all) = parse_parameters(&body) else {
-        fatal(
-            &mut conn,
-            sqlstate::PROTOCOL_VIOLATION,
-            "invalid startup packet layout",
-        )
-        .await;
-        return Err(StartupError::Protocol("invalid startup packet layout"));
     };
     let protocol_options: Vec<&str> = all
         .iter()
@@ -179,7 +165,6 @@ pub async fn handshake(ctx: &Ctx, tcp: TcpStream) -> Result<Handshake, StartupEr
         // Speak 3.0 and say so, as a server does for a newer minor version.
         message::negotiate_protocol_version(&mut conn.wbuf, 0, &protocol_options);
     }
-    let _ = major;
     let get = |name: &str| all.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let Some(user) = get("user") else {
         fatal(
@@ -232,42 +217,21 @@ async fn upgrade_tls(ctx: &Ctx, conn: Conn) -> Result<Conn, StartupError> {
 /// Reads a length-prefixed startup packet (no tag byte) and returns its body.
 async fn read_startup_packet(conn: &mut Conn) -> Result<BytesMut, StartupError> {
     loop {
-        if conn.rbuf.len() >= 4 {
-            let len = u32::from_be_bytes(conn.rbuf[..4].try_into().unwrap()) as usize;
-            if !(8..=MAX_STARTUP_PACKET).contains(&len) {
-                fatal(
-                    conn,
-                    sqlstate::PROTOCOL_VIOLATION,
-                    "invalid length of startup packet",
-                )
-                .await;
-                return Err(StartupError::Protocol("invalid length of startup packet"));
-            }
-            if conn.rbuf.len() >= len {
+        match packet::packet_len(&conn.rbuf) {
+            Ok(Some(len)) if conn.rbuf.len() >= len => {
                 let mut packet = conn.rbuf.split_to(len);
                 packet.advance(4);
                 return Ok(packet);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                fatal(conn, sqlstate::PROTOCOL_VIOLATION, e.as_str()).await;
+                return Err(StartupError::Protocol(e.as_str()));
             }
         }
         if std::future::poll_fn(|cx| conn.poll_fill(cx)).await? == 0 {
             return Err(StartupError::Closed);
         }
-    }
-}
-
-fn parse_parameters(body: &[u8]) -> Option<Vec<(String, String)>> {
-    let mut pos = 0;
-    let mut params = Vec::new();
-    loop {
-        let key = cstr(body, &mut pos)?;
-        if key.is_empty() {
-            return (pos == body.len()).then_some(params);
-        }
-        let value = cstr(body, &mut pos)?;
-        params.push((
-            String::from_utf8(key.to_vec()).ok()?,
-            String::from_utf8(value.to_vec()).ok()?,
-        ));
     }
 }
 
@@ -360,6 +324,12 @@ async fn read_password_message(conn: &mut Conn) -> Result<bytes::Bytes, StartupE
     Ok(frame.bytes.slice(5..))
 }
 
+async fn unsupported(conn: &mut Conn, major: u16, minor: u16) -> StartupError {
+    let msg = format!("unsupported frontend protocol {major}.{minor}: lockroute supports 3.0");
+    fatal(conn, sqlstate::FEATURE_NOT_SUPPORTED, &msg).await;
+    StartupError::UnsupportedProtocol(major, minor)
+}
+
 async fn write_now(conn: &mut Conn, bytes: &[u8]) -> io::Result<()> {
     conn.wbuf.extend_from_slice(bytes);
     conn.drain().await
@@ -369,29 +339,4 @@ async fn write_now(conn: &mut Conn, bytes: &[u8]) -> io::Result<()> {
 pub async fn fatal(conn: &mut Conn, code: &str, message: &str) {
     message::error_response(&mut conn.wbuf, Severity::Fatal, code, message);
     let _ = conn.drain().await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parse_parameters_accepts_pairs_and_rejects_malformed() {
-        assert_eq!(
-            parse_parameters(b"user\0app\0database\0db\0\0"),
-            Some(vec![
-                ("user".into(), "app".into()),
-                ("database".into(), "db".into())
-            ])
-        );
-        assert_eq!(parse_parameters(b"\0"), Some(vec![]));
-        assert_eq!(parse_parameters(b"user\0app\0"), None, "missing terminator");
-        assert_eq!(parse_parameters(b"user\0app"), None, "value without NUL");
-        assert_eq!(
-            parse_parameters(b"user\0app\0\0extra"),
-            None,
-            "bytes after terminator"
-        );
-        assert_eq!(parse_parameters(b"user\0\xff\0\0"), None, "invalid UTF-8");
-    }
 }

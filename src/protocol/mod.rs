@@ -8,6 +8,7 @@
 pub mod frame;
 pub mod message;
 pub mod sqlstate;
+pub mod startup;
 
 pub use frame::{Frame, FrameError};
 

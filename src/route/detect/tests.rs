@@ -2,6 +2,7 @@
 use super::*;
 use proptest::prelude::*;
 
+mod props;
 mod statements;
 use statements::*;
 

@@ -1,0 +1,1 @@
+UPDATE minion_jobs SET status = 'active', lock_token = 'smoke-token', lock_until = now() + interval '30 seconds' WHERE id = 1

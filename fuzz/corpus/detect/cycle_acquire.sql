@@ -1,0 +1,1 @@
+INSERT INTO gbrain_cycle_locks (id, holder_pid, ttl_expires_at) VALUES ($1, $2, NOW() + $3::interval) ON CONFLICT (id) DO UPDATE SET holder_pid = EXCLUDED.holder_pid WHERE gbrain_cycle_locks.ttl_expires_at < NOW() RETURNING id

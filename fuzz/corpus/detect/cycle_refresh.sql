@@ -1,0 +1,1 @@
+UPDATE gbrain_cycle_locks SET ttl_expires_at = NOW() + ($1)::interval, last_refreshed_at = NOW() WHERE id = $2 AND holder_pid = $3 AND extract(epoch from acquired_at)::text = $4 RETURNING id

@@ -1,0 +1,1 @@
+UPDATE minion_jobs SET lock_until = now() - interval '1 hour' WHERE id = $1

@@ -1,0 +1,1 @@
+/* ÿþ lockroute:direct */ SELECT 1

@@ -1,0 +1,1 @@
+/* traceparent='00-4bf92f3577b34da6-00f067aa0ba902b7-01' */ /* lockroute:direct */ SELECT 1

@@ -1,0 +1,1 @@
+/* lockroute:direct */ SELECT pg_advisory_lock(42)

@@ -1,0 +1,2 @@
+-- lockroute:direct
+SELECT 1

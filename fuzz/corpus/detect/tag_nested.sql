@@ -1,0 +1,1 @@
+/* outer /* lockroute:direct */ still outer */ UPDATE jobs SET x = 1

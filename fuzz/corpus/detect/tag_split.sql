@@ -1,0 +1,1 @@
+/* lockroute: */ /* direct */ SELECT 1

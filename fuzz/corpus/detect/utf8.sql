@@ -1,0 +1,1 @@
+/* ключ lockroute:direct 鍵 */ SELECT 'ſ' -- ß

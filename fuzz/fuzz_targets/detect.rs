@@ -1,0 +1,94 @@
+//! The detector and the routing decision on arbitrary statement bytes (valid UTF-8 or not).
+//!
+//! Detection never reads past its documented bound, a tag is only ever found where the scan
+//! may look, an untagged leading comment changes nothing, and the decision keeps the routing
+//! rules of DESIGN.md for every mode, session tag and open transaction.
+#![no_main]
+
+use std::sync::LazyLock;
+
+use libfuzzer_sys::fuzz_target;
+use lockroute::config::Mode;
+use lockroute::route::decide::{UnitContext, decide};
+use lockroute::route::detect::{COMMENT_SCAN_LIMIT, Detector, MATCH_PREFIX_LIMIT};
+use lockroute::route::{Lane, Reason};
+
+const TAG: &str = "lockroute:direct";
+
+static DETECTOR: LazyLock<Detector> = LazyLock::new(|| Detector::with_defaults(TAG));
+
+fuzz_target!(|data: &[u8]| {
+    let detector = &*DETECTOR;
+    let found = detector.statement(data);
+    assert!(matches!(
+        found,
+        None | Some(Reason::StatementTag | Reason::Pattern)
+    ));
+
+    // Nothing past the bound is read.
+    let bound = COMMENT_SCAN_LIMIT + MATCH_PREFIX_LIMIT;
+    assert_eq!(detector.statement(&data[..data.len().min(bound)]), found);
+    // A statement tag lies inside the comment scan window.
+    if found == Some(Reason::StatementTag) {
+        assert!(contains(
+            &data[..data.len().min(COMMENT_SCAN_LIMIT)],
+            TAG.as_bytes()
+        ));
+    }
+    // An untagged leading comment is skipped like whitespace.
+    const PREFIX: &[u8] = b"/* traceparent */ ";
+    if data.len() + PREFIX.len() <= COMMENT_SCAN_LIMIT {
+        assert_eq!(detector.statement(&[PREFIX, data].concat()), found);
+    }
+    assert_eq!(
+        detector.session_tagged(data),
+        contains(data, TAG.as_bytes())
+    );
+
+    for mode in Mode::ALL {
+        for session_tagged in [false, true] {
+            for open_transaction in [None, Some(Lane::Pooler), Some(Lane::Direct)] {
+                let unit = UnitContext {
+                    mode,
+                    session_tagged,
+                    open_transaction,
+                    detected: found,
+                };
+                check_decision(&unit);
+            }
+        }
+    }
+});
+
+fn check_decision(unit: &UnitContext) {
+    let decision = decide(unit);
+    match unit.mode {
+        // The kill switch and shadow mode never leave the pooler.
+        Mode::Passthrough => assert_eq!(decision.reason, Reason::Passthrough),
+        Mode::Shadow => assert_eq!(decision.lane, Lane::Pooler),
+        Mode::Split if unit.session_tagged => {
+            assert_eq!(
+                (decision.lane, decision.reason),
+                (Lane::Direct, Reason::SessionTag)
+            )
+        }
+        // A transaction never spans lanes.
+        Mode::Split => match (unit.open_transaction, unit.detected) {
+            (Some(lane), _) => assert_eq!(decision.lane, lane),
+            (None, Some(reason)) => {
+                assert_eq!((decision.lane, decision.reason), (Lane::Direct, reason))
+            }
+            (None, None) => assert_eq!(
+                (decision.lane, decision.reason),
+                (Lane::Pooler, Reason::Default)
+            ),
+        },
+    }
+    if unit.mode != Mode::Split {
+        assert_eq!(decision.lane, Lane::Pooler);
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}

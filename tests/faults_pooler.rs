@@ -40,59 +40,87 @@ fn reap_seconds() -> u64 {
         .unwrap_or(30)
 }
 
-/// `KILL app` then `RESUME app` on a PgBouncer every 1 to 2 s for `span`; returns the KILLs.
+/// What the reaper did: KILLs sent, and how often PgBouncer itself died or wedged and was
+/// restarted on its port.
+#[derive(Debug, Default, Clone, Copy)]
+struct Reaped {
+    kills: u32,
+    pooler_restarts: u32,
+}
+
+/// `KILL app` then `RESUME app` on a PgBouncer every 1 to 2 s for `span`.
 ///
 /// Before each KILL the pool holds as many server connections as the fleet can use, all logged
 /// in: PgBouncer 1.18 wedges (spins at full CPU, answers nothing) when a KILL lands on clients
-/// waiting for a server login to finish. That is a bug of the stand-in's pooler, not the fault
-/// under test, which is the pooler dropping every client socket. (Polling `SHOW POOLS` for
-/// logins in progress instead made PgBouncer 1.18 segfault.)
-async fn reap(pooler: &PrivatePooler, span: Duration) -> u32 {
+/// waiting for a server login to finish. (Polling `SHOW POOLS` for logins in progress instead
+/// made it segfault.) Over minutes of this it still segfaults now and then; the reaper then
+/// restarts it on the same port and counts it. Those are bugs of the stand-in's pooler, not the
+/// fault under test, and to the fleet a restart is one more way the pooler drops every socket.
+async fn reap(pooler: Arc<PrivatePooler>, span: Duration) -> Reaped {
     let deadline = Instant::now() + span;
-    warm(pooler).await;
-    let (mut kills, mut next) = (0, Instant::now());
+    let mut reaped = Reaped::default();
+    if let Err(e) = warm(&pooler).await {
+        panic!("PgBouncer did not serve the first logins: {e}");
+    }
+    let mut next = Instant::now();
     loop {
         next += Duration::from_millis(rand::random_range(1000..=2000));
         tokio::time::sleep_until(next.into()).await;
         if Instant::now() >= deadline {
-            return kills;
+            return reaped;
         }
-        admin(pooler, "KILL app").await;
-        kills += 1;
-        tokio::time::sleep(Duration::from_millis(rand::random_range(50..=300))).await;
-        admin(pooler, "RESUME app").await;
-        warm(pooler).await;
+        let mut step = admin(&pooler, "KILL app").await;
+        if step.is_ok() {
+            reaped.kills += 1;
+            tokio::time::sleep(Duration::from_millis(rand::random_range(50..=300))).await;
+            step = admin(&pooler, "RESUME app").await;
+        }
+        if step.is_ok() {
+            step = warm(&pooler).await;
+        }
+        if let Err(e) = step {
+            eprintln!(
+                "PgBouncer stopped answering ({e}); restarting it on its port\n{}",
+                pooler.log_tail(10)
+            );
+            reaped.pooler_restarts += 1;
+            let restarting = Arc::clone(&pooler);
+            tokio::task::spawn_blocking(move || restarting.restart(Duration::ZERO))
+                .await
+                .unwrap();
+            if let Err(e) = warm(&pooler).await {
+                panic!("PgBouncer did not come back: {e}");
+            }
+            next = Instant::now();
+        }
     }
 }
 
-/// Opens 8 server connections at once (more than the fleet's transactions use at a time), so that the fleet's demand needs no new server login until the next KILL.
-async fn warm(pooler: &PrivatePooler) {
-    let url = pooler.pooler_url.clone();
+/// Opens 8 server connections at once (more than the fleet's transactions use at a time), so
+/// that the fleet's demand needs no new server login until the next KILL.
+async fn warm(pooler: &PrivatePooler) -> Result<(), String> {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
-            let url = url.clone();
+            let url = pooler.pooler_url.clone();
             tokio::spawn(async move {
-                let client = common::pg_connect(&url).await;
-                client
-                    .simple_query("select pg_sleep(0.1)")
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
                     .await
-                    .map(|_| ())
+                    .map_err(|e| e.to_string())?;
+                tokio::spawn(connection);
+                let slept = client.simple_query("select pg_sleep(0.1)").await;
+                slept.map(|_| ()).map_err(|e| e.to_string())
             })
         })
         .collect();
     let all = futures_util::future::join_all(tasks);
     match tokio::time::timeout(Duration::from_secs(10), all).await {
-        Ok(results) if results.iter().all(|r| matches!(r, Ok(Ok(())))) => {}
-        outcome => panic!(
-            "PgBouncer did not serve 8 logins: {outcome:?}\n{}",
-            pooler.log_tail(30)
-        ),
+        Ok(results) if results.iter().all(|r| matches!(r, Ok(Ok(())))) => Ok(()),
+        outcome => Err(format!("8 logins: {outcome:?}")),
     }
 }
 
-/// One admin command, bounded: a wedged or crashed PgBouncer fails the test with its log
-/// instead of hanging it.
-async fn admin(pooler: &PrivatePooler, cmd: &str) {
+/// One admin command, bounded, so a wedged or crashed PgBouncer cannot hang the test.
+async fn admin(pooler: &PrivatePooler, cmd: &str) -> Result<(), String> {
     let admin_url = pooler.admin_url.as_str();
     let answer = async {
         let (console, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
@@ -102,11 +130,8 @@ async fn admin(pooler: &PrivatePooler, cmd: &str) {
         console.simple_query(cmd).await.map_err(|e| e.to_string())
     };
     match tokio::time::timeout(Duration::from_secs(10), answer).await {
-        Ok(Ok(_)) => {}
-        outcome => panic!(
-            "PgBouncer did not answer {cmd}: {outcome:?}\n{}",
-            pooler.log_tail(30)
-        ),
+        Ok(Ok(_)) => Ok(()),
+        outcome => Err(format!("{cmd}: {outcome:?}")),
     }
 }
 
@@ -133,11 +158,13 @@ fn is_sqlstate(code: &str) -> bool {
 }
 
 /// One grep-able line per run, for `scripts/reap.sh` and the README's reliability section.
-fn report(path: &str, seconds: u64, kills: u32, run: &Run, audit: &Audit) {
+fn report(path: &str, seconds: u64, reaped: Reaped, run: &Run, audit: &Audit) {
     eprintln!(
-        "REAP path={path} seconds={seconds} kills={kills} crashed={} lock_path_errors={} \
+        "REAP path={path} seconds={seconds} kills={} pooler_restarts={} crashed={} lock_path_errors={} \
          socket_errors={} evictions={} renewals_lost={} claims={} renewals={} completions={} \
          errors={} max_ms={} max_lease_gap_ms={}",
+        reaped.kills,
+        reaped.pooler_restarts,
         run.crashed,
         run.lock_path_errors(),
         socket_errors(run),
@@ -159,7 +186,7 @@ fn report(path: &str, seconds: u64, kills: u32, run: &Run, audit: &Audit) {
 async fn reaping_pooler_never_reaches_the_lock_path_through_lockroute() {
     fleet::install_audit().await;
     let s = StandIn::shared();
-    let private = s.private_pooler("reap_lr");
+    let private = Arc::new(s.private_pooler("reap_lr"));
     let proxy = Proxy::start_with(ProxyOptions {
         pooler_url: &private.pooler_url,
         direct_url: &s.direct_url,
@@ -172,14 +199,17 @@ async fn reaping_pooler_never_reaches_the_lock_path_through_lockroute() {
     // gbrain pointed at localhost keeps postgres.js's default, named prepared statements.
     let env = fleet_env(&queue, &secs, "true");
     let url = proxy.url();
-    let (run, kills) = tokio::join!(
+    let (run, reaped) = tokio::join!(
         fleet::run(&url, &env),
-        reap(&private, Duration::from_secs(seconds))
+        reap(Arc::clone(&private), Duration::from_secs(seconds))
     );
     let audit = Audit::of(&queue).await;
-    report("lockroute", seconds, kills, &run, &audit);
+    report("lockroute", seconds, reaped, &run, &audit);
 
-    assert!(u64::from(kills) >= seconds / 4, "the reaper ran: {kills}");
+    assert!(
+        u64::from(reaped.kills) >= seconds / 4,
+        "the reaper ran: {reaped:?}"
+    );
     let lost = proxy
         .metric("lockroute_upstream_lost_total{lane=\"pooler\",state=\"idle\"}")
         .await
@@ -205,17 +235,17 @@ async fn reaping_pooler_never_reaches_the_lock_path_through_lockroute() {
 async fn reaping_pooler_breaks_the_lock_path_straight_at_pgbouncer() {
     fleet::install_audit().await;
     let s = StandIn::shared();
-    let private = s.private_pooler("reap_pgb");
+    let private = Arc::new(s.private_pooler("reap_pgb"));
     let (queue, seconds) = (common::unique_name("reap_pgb"), reap_seconds());
     let secs = seconds.to_string();
     // gbrain on port 6543 turns prepared statements off.
     let env = fleet_env(&queue, &secs, "false");
-    let (run, kills) = tokio::join!(
+    let (run, reaped) = tokio::join!(
         fleet::run(&private.pooler_url, &env),
-        reap(&private, Duration::from_secs(seconds))
+        reap(Arc::clone(&private), Duration::from_secs(seconds))
     );
     let audit = Audit::of(&queue).await;
-    report("pgbouncer", seconds, kills, &run, &audit);
+    report("pgbouncer", seconds, reaped, &run, &audit);
     // The control: the same faults reach the same fleet's lock path without lockroute, as
     // socket errors on claims and renewals, or as postgres.js crashing on a dead socket.
     assert!(!run.ok, "{}", run.summary);
@@ -266,7 +296,11 @@ async fn pooler_restart_spares_the_lock_path_and_fails_pooler_units_cleanly() {
     let url = proxy.url();
     let (run, ()) = tokio::join!(fleet::run(&url, &env), outage);
     let audit = Audit::of(&queue).await;
-    report("lockroute-restart", 14, 1, &run, &audit);
+    let restart = Reaped {
+        kills: 0,
+        pooler_restarts: 1,
+    };
+    report("lockroute-restart", 14, restart, &run, &audit);
     assert_eq!(
         current_user(&client).await,
         "pooler",
@@ -348,7 +382,7 @@ async fn a_client_waiting_for_the_pooler_does_not_hold_the_shared_direct_connect
     let (a, b) = (proxy.connect().await, proxy.connect().await);
     assert_eq!(current_user(&a).await, "pooler");
     // A's pooler connection drops; until RESUME, PgBouncer holds every new login.
-    admin(&private, "KILL app").await;
+    admin(&private, "KILL app").await.unwrap();
     // A pipelines a lock-path unit, then a pooler unit that must wait for the pooler.
     let pipelined = tokio::spawn(async move {
         let tagged = format!("{TAG}select current_user");
@@ -368,7 +402,7 @@ async fn a_client_waiting_for_the_pooler_does_not_hold_the_shared_direct_connect
     .unwrap();
     eprintln!("B's direct unit took {:?}", started.elapsed());
     assert_eq!(renewal.get::<_, String>(0), "app");
-    admin(&private, "RESUME app").await;
+    admin(&private, "RESUME app").await.unwrap();
     let (direct, pooler) = tokio::time::timeout(Duration::from_secs(10), pipelined)
         .await
         .expect("A finishes after RESUME")
@@ -402,8 +436,8 @@ async fn commit_after_the_pooler_dropped_the_transaction_fails_and_nothing_commi
         .batch_execute(&format!("begin; insert into {table} values (1)"))
         .await
         .unwrap();
-    admin(&private, "KILL app").await;
-    admin(&private, "RESUME app").await;
+    admin(&private, "KILL app").await.unwrap();
+    admin(&private, "RESUME app").await.unwrap();
     let err = client
         .batch_execute("commit")
         .await

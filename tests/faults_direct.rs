@@ -12,7 +12,7 @@ mod forward;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::fleet::{self, Audit, Run};
+use common::fleet::{self, Audit};
 use common::proxy::{Proxy, ProxyOptions};
 use common::{StandIn, pg_connect};
 use forward::Forward;
@@ -92,31 +92,6 @@ async fn proxy_via(forward: &Forward) -> Proxy {
     .await
 }
 
-fn fleet_env<'a>(queue: &'a str, seconds: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("WORKERS", "4"),
-        ("SECONDS", seconds),
-        ("JOB_MS", "600"),
-        ("RENEW_MS", "150"),
-        ("LOCK_MS", "10000"),
-        ("SWEEP_MS", "250"),
-        ("QUEUE", queue),
-    ]
-}
-
-/// Every error code the fleet saw, with its count.
-fn error_codes(run: &Run) -> Vec<(String, u64)> {
-    run.summary["errors"]
-        .as_object()
-        .map(|codes| {
-            codes
-                .iter()
-                .map(|(code, n)| (code.clone(), n.as_u64().unwrap_or(0)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn direct_connection_terminated_while_idle_is_invisible() {
     let proxy = Proxy::start(&[]).await;
@@ -180,7 +155,7 @@ async fn fleet_survives_repeated_terminations_of_the_direct_connection() {
     let forward = Forward::start(pg_addr()).await;
     let proxy = proxy_via(&forward).await;
     let queue = common::unique_name("dterm");
-    let env = fleet_env(&queue, "20");
+    let env = fleet::fault_env(&queue, "20", "true");
     let url = proxy.url();
     let terminator = async {
         let mut terminations = 0;
@@ -203,7 +178,7 @@ async fn fleet_survives_repeated_terminations_of_the_direct_connection() {
     assert!(terminations >= 4, "the faults happened: {terminations}");
     // Each termination costs at most the one unit in flight on it, as a clean 08006.
     assert!(run.lock_path_errors() <= terminations, "{}", run.summary);
-    for (code, _) in error_codes(&run) {
+    for (code, _) in run.error_codes() {
         assert_eq!(code, "08006", "only clean loss errors: {}", run.summary);
     }
     assert_eq!(audit.total("evict"), 0, "{audit:?}");
@@ -219,7 +194,7 @@ async fn direct_endpoint_down_falls_back_to_the_pooler_then_returns_by_itself() 
     let forward = Forward::start(pg_addr()).await;
     let proxy = proxy_via(&forward).await;
     let queue = common::unique_name("ddown");
-    let env = fleet_env(&queue, "20");
+    let env = fleet::fault_env(&queue, "20", "true");
     let url = proxy.url();
     let fallback = "lockroute_routed_total{lane=\"pooler\",reason=\"direct_unavailable\"}";
     let direct = "lockroute_routed_total{lane=\"direct\",reason=\"pattern\"}";
@@ -259,7 +234,7 @@ async fn direct_endpoint_down_falls_back_to_the_pooler_then_returns_by_itself() 
     assert!(audit.count("renew", "app") > 0, "{audit:?}");
     // The unit in flight when the server stopped gets a clean 08006; nothing else fails.
     assert!(run.lock_path_errors() <= 1, "{}", run.summary);
-    for (code, _) in error_codes(&run) {
+    for (code, _) in run.error_codes() {
         assert_eq!(code, "08006", "only clean loss errors: {}", run.summary);
     }
     assert_eq!(audit.total("evict"), 0, "{audit:?}");

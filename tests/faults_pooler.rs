@@ -16,53 +16,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fleet::{self, Audit, Run};
-use common::proxy::{Proxy, ProxyOptions};
-use common::{StandIn, current_user};
-use reaper::{Reaped, admin, reap};
+use common::proxy::Proxy;
+use common::{StandIn, current_user, pgbouncer_admin};
+use reaper::{Reaped, reap};
 use tokio_postgres::error::SqlState;
-
-/// The fleet's shape in every scenario: a 10 s lease renewed every 150 ms (gbrain: 30 s and 15 s).
-fn fleet_env<'a>(queue: &'a str, seconds: &'a str, prepare: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("WORKERS", "4"),
-        ("SECONDS", seconds),
-        ("JOB_MS", "600"),
-        ("RENEW_MS", "150"),
-        ("LOCK_MS", "10000"),
-        ("SWEEP_MS", "250"),
-        ("ENRICH", "1"),
-        ("QUEUE", queue),
-        ("PREPARE", prepare),
-    ]
-}
 
 fn reap_seconds() -> u64 {
     std::env::var("LOCKROUTE_REAP_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(30)
-}
-
-/// Error codes that are not SQLSTATEs: the socket itself failed under the client
-/// (`CONNECTION_CLOSED`, `ECONNRESET`, `EPIPE`, ...).
-fn socket_errors(run: &Run) -> u64 {
-    run.summary["errors"]
-        .as_object()
-        .map(|codes| {
-            codes
-                .iter()
-                .filter(|(code, _)| !is_sqlstate(code))
-                .filter_map(|(_, n)| n.as_u64())
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
-fn is_sqlstate(code: &str) -> bool {
-    code.len() == 5
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
 }
 
 /// One grep-able line per run, for `scripts/reap.sh` and the README's reliability section.
@@ -75,7 +38,7 @@ fn report(path: &str, seconds: u64, reaped: Reaped, run: &Run, audit: &Audit) {
         reaped.pooler_restarts,
         run.crashed,
         run.lock_path_errors(),
-        socket_errors(run),
+        run.socket_errors(),
         audit.total("evict"),
         run.count("renewals_lost"),
         run.count("claims"),
@@ -95,17 +58,11 @@ async fn reaping_pooler_never_reaches_the_lock_path_through_lockroute() {
     fleet::install_audit().await;
     let s = StandIn::shared();
     let private = Arc::new(s.private_pooler("reap_lr"));
-    let proxy = Proxy::start_with(ProxyOptions {
-        pooler_url: &private.pooler_url,
-        direct_url: &s.direct_url,
-        args: &[],
-        env: &[],
-    })
-    .await;
+    let proxy = Proxy::in_front_of(&private.pooler_url).await;
     let (queue, seconds) = (common::unique_name("reap_lr"), reap_seconds());
     let secs = seconds.to_string();
     // gbrain pointed at localhost keeps postgres.js's default, named prepared statements.
-    let env = fleet_env(&queue, &secs, "true");
+    let env = fleet::fault_env(&queue, &secs, "true");
     let url = proxy.url();
     let (run, reaped) = tokio::join!(
         fleet::run(&url, &env),
@@ -126,7 +83,7 @@ async fn reaping_pooler_never_reaches_the_lock_path_through_lockroute() {
             .await;
     assert!(lost >= 1.0, "lockroute saw the pooler drop its sockets");
     assert_eq!(run.lock_path_errors(), 0, "{}", run.summary);
-    assert_eq!(socket_errors(&run), 0, "no socket error reaches the client");
+    assert_eq!(run.socket_errors(), 0, "no socket error reaches the client");
     assert_eq!(audit.total("evict"), 0, "no live worker's job evicted");
     assert_eq!(run.count("renewals_lost"), 0, "{}", run.summary);
     assert_eq!(run.summary["double_claims"], 0, "{}", run.summary);
@@ -147,7 +104,7 @@ async fn reaping_pooler_breaks_the_lock_path_straight_at_pgbouncer() {
     let (queue, seconds) = (common::unique_name("reap_pgb"), reap_seconds());
     let secs = seconds.to_string();
     // gbrain on port 6543 turns prepared statements off.
-    let env = fleet_env(&queue, &secs, "false");
+    let env = fleet::fault_env(&queue, &secs, "false");
     let (run, reaped) = tokio::join!(
         fleet::run(&private.pooler_url, &env),
         reap(Arc::clone(&private), Duration::from_secs(seconds))
@@ -158,7 +115,7 @@ async fn reaping_pooler_breaks_the_lock_path_straight_at_pgbouncer() {
     // socket errors on claims and renewals, or as postgres.js crashing on a dead socket.
     assert!(!run.ok, "{}", run.summary);
     assert!(
-        run.crashed || (run.lock_path_errors() > 0 && socket_errors(&run) > 0),
+        run.crashed || (run.lock_path_errors() > 0 && run.socket_errors() > 0),
         "{}",
         run.summary
     );
@@ -169,17 +126,11 @@ async fn pooler_restart_spares_the_lock_path_and_fails_pooler_units_cleanly() {
     fleet::install_audit().await;
     let s = StandIn::shared();
     let private = Arc::new(s.private_pooler("restart"));
-    let proxy = Proxy::start_with(ProxyOptions {
-        pooler_url: &private.pooler_url,
-        direct_url: &s.direct_url,
-        args: &[],
-        env: &[],
-    })
-    .await;
+    let proxy = Proxy::in_front_of(&private.pooler_url).await;
     let client = proxy.connect().await;
     assert_eq!(current_user(&client).await, "pooler");
     let queue = common::unique_name("restart");
-    let env = fleet_env(&queue, "14", "true");
+    let env = fleet::fault_env(&queue, "14", "true");
     let restarter = Arc::clone(&private);
     let outage = async {
         tokio::time::sleep(Duration::from_secs(4)).await;
@@ -215,7 +166,7 @@ async fn pooler_restart_spares_the_lock_path_and_fails_pooler_units_cleanly() {
         "the session is usable"
     );
     assert_eq!(run.lock_path_errors(), 0, "{}", run.summary);
-    assert_eq!(socket_errors(&run), 0, "{}", run.summary);
+    assert_eq!(run.socket_errors(), 0, "{}", run.summary);
     assert_eq!(audit.total("evict"), 0, "{audit:?}");
     assert!(run.count("completions") > 0, "{}", run.summary);
     proxy.stop().await;
@@ -280,17 +231,11 @@ async fn a_client_waiting_for_the_pooler_does_not_hold_the_shared_direct_connect
     const TAG: &str = "/* lockroute:direct */ ";
     let s = StandIn::shared();
     let private = s.private_pooler("hold");
-    let proxy = Proxy::start_with(ProxyOptions {
-        pooler_url: &private.pooler_url,
-        direct_url: &s.direct_url,
-        args: &[],
-        env: &[],
-    })
-    .await;
+    let proxy = Proxy::in_front_of(&private.pooler_url).await;
     let (a, b) = (proxy.connect().await, proxy.connect().await);
     assert_eq!(current_user(&a).await, "pooler");
     // A's pooler connection drops; until RESUME, PgBouncer holds every new login.
-    admin(&private, "KILL app").await.unwrap();
+    pgbouncer_admin(&private.admin_url, "KILL app").await;
     // A pipelines a lock-path unit, then a pooler unit that must wait for the pooler.
     let pipelined = tokio::spawn(async move {
         let tagged = format!("{TAG}select current_user");
@@ -310,7 +255,7 @@ async fn a_client_waiting_for_the_pooler_does_not_hold_the_shared_direct_connect
     .unwrap();
     eprintln!("B's direct unit took {:?}", started.elapsed());
     assert_eq!(renewal.get::<_, String>(0), "app");
-    admin(&private, "RESUME app").await.unwrap();
+    pgbouncer_admin(&private.admin_url, "RESUME app").await;
     let (direct, pooler) = tokio::time::timeout(Duration::from_secs(10), pipelined)
         .await
         .expect("A finishes after RESUME")
@@ -326,13 +271,7 @@ async fn a_client_waiting_for_the_pooler_does_not_hold_the_shared_direct_connect
 async fn commit_after_the_pooler_dropped_the_transaction_fails_and_nothing_commits() {
     let s = StandIn::shared();
     let private = s.private_pooler("commit");
-    let proxy = Proxy::start_with(ProxyOptions {
-        pooler_url: &private.pooler_url,
-        direct_url: &s.direct_url,
-        args: &[],
-        env: &[],
-    })
-    .await;
+    let proxy = Proxy::in_front_of(&private.pooler_url).await;
     let table = common::unique_name("committed");
     let direct = common::pg_connect(&s.direct_url).await;
     direct
@@ -344,8 +283,8 @@ async fn commit_after_the_pooler_dropped_the_transaction_fails_and_nothing_commi
         .batch_execute(&format!("begin; insert into {table} values (1)"))
         .await
         .unwrap();
-    admin(&private, "KILL app").await.unwrap();
-    admin(&private, "RESUME app").await.unwrap();
+    pgbouncer_admin(&private.admin_url, "KILL app").await;
+    pgbouncer_admin(&private.admin_url, "RESUME app").await;
     let err = client
         .batch_execute("commit")
         .await

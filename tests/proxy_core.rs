@@ -212,13 +212,7 @@ async fn cancel_request_cancels_a_running_pg_sleep() {
 async fn pgbouncer_kill_while_idle_is_invisible_to_the_client() {
     let s = StandIn::shared();
     let private = s.private_pooler("kill_idle");
-    let proxy = Proxy::start_with(ProxyOptions {
-        pooler_url: &private.pooler_url,
-        direct_url: &s.direct_url,
-        args: &[],
-        env: &[],
-    })
-    .await;
+    let proxy = Proxy::in_front_of(&private.pooler_url).await;
     let client = proxy.connect().await;
     let before: i32 = client
         .query_one("select pg_backend_pid()", &[])
@@ -246,13 +240,7 @@ async fn pgbouncer_kill_while_idle_is_invisible_to_the_client() {
 async fn pgbouncer_kill_mid_transaction_gives_08006_then_a_usable_session() {
     let s = StandIn::shared();
     let private = s.private_pooler("kill_tx");
-    let proxy = Proxy::start_with(ProxyOptions {
-        pooler_url: &private.pooler_url,
-        direct_url: &s.direct_url,
-        args: &[],
-        env: &[],
-    })
-    .await;
+    let proxy = Proxy::in_front_of(&private.pooler_url).await;
     let client = proxy.connect().await;
     client.batch_execute("begin").await.unwrap();
     client.query_one("select 1", &[]).await.unwrap();

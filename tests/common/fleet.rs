@@ -43,17 +43,66 @@ impl Run {
         self.summary["errors"][code].as_u64().unwrap_or(0)
     }
 
-    pub fn total_errors(&self) -> u64 {
+    /// Every error code the fleet saw, with its count.
+    pub fn error_codes(&self) -> Vec<(&str, u64)> {
         self.summary["errors"]
             .as_object()
-            .map(|codes| codes.values().filter_map(Value::as_u64).sum())
-            .unwrap_or(0)
+            .map(|codes| {
+                codes
+                    .iter()
+                    .map(|(code, n)| (code.as_str(), n.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn total_errors(&self) -> u64 {
+        self.error_codes().iter().map(|(_, n)| n).sum()
+    }
+
+    /// Errors whose code is not a SQLSTATE: the socket itself failed under the client
+    /// (`CONNECTION_CLOSED`, `ECONNRESET`, `EPIPE`, ...).
+    pub fn socket_errors(&self) -> u64 {
+        self.error_codes()
+            .iter()
+            .filter(|(code, _)| !is_sqlstate(code))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// Errors on the lock path: claims and lease renewals.
     pub fn lock_path_errors(&self) -> u64 {
         self.errors_of("claim") + self.errors_of("renew")
     }
+}
+
+fn is_sqlstate(code: &str) -> bool {
+    code.len() == 5
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+}
+
+/// The fleet the fault tests run: 4 workers, each job 600 ms of work with `enrich`
+/// transactions, a 10 s lease renewed every 150 ms (gbrain: 30 s and 15 s), and a stall sweeper
+/// every 250 ms. `prepare` is postgres.js's option: gbrain keeps it on pointed at localhost and
+/// turns it off on port 6543.
+pub fn fault_env<'a>(
+    queue: &'a str,
+    seconds: &'a str,
+    prepare: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("WORKERS", "4"),
+        ("SECONDS", seconds),
+        ("JOB_MS", "600"),
+        ("RENEW_MS", "150"),
+        ("LOCK_MS", "10000"),
+        ("SWEEP_MS", "250"),
+        ("ENRICH", "1"),
+        ("QUEUE", queue),
+        ("PREPARE", prepare),
+    ]
 }
 
 /// Runs `node js/worker.mjs` against `url` with the given environment and waits for it: at most

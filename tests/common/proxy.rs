@@ -38,6 +38,18 @@ impl Proxy {
         .await
     }
 
+    /// A proxy in front of another pooler (a test's private PgBouncer) and the shared
+    /// stand-in's PostgreSQL, with no extra flags.
+    pub async fn in_front_of(pooler_url: &str) -> Proxy {
+        Proxy::start_with(ProxyOptions {
+            pooler_url,
+            direct_url: &super::StandIn::shared().direct_url,
+            args: &[],
+            env: &[],
+        })
+        .await
+    }
+
     pub async fn start_with(options: ProxyOptions<'_>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();

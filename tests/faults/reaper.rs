@@ -64,7 +64,7 @@ pub async fn reap(pooler: Arc<PrivatePooler>, span: Duration) -> Reaped {
 
 /// Opens 8 server connections at once (more than the fleet's transactions use at a time), so
 /// that the fleet's demand needs no new server login until the next KILL.
-pub async fn warm(pooler: &PrivatePooler) -> Result<(), String> {
+async fn warm(pooler: &PrivatePooler) -> Result<(), String> {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let url = pooler.pooler_url.clone();
@@ -86,7 +86,7 @@ pub async fn warm(pooler: &PrivatePooler) -> Result<(), String> {
 }
 
 /// One admin command, bounded, so a wedged or crashed PgBouncer cannot hang the test.
-pub async fn admin(pooler: &PrivatePooler, cmd: &str) -> Result<(), String> {
+async fn admin(pooler: &PrivatePooler, cmd: &str) -> Result<(), String> {
     let admin_url = pooler.admin_url.as_str();
     let answer = async {
         let (console, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)

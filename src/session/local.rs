@@ -165,11 +165,11 @@ fn failed_transaction(
         b'B' => {
             let sql = bind_names(body)
                 .and_then(|(_, stmt)| statements.resolve(stmt))
-                .map(|s| s.sql().to_vec());
-            if !sql.as_deref().is_some_and(ends_transaction) {
+                .map(|s| s.sql());
+            if !sql.is_some_and(ends_transaction) {
                 return fail(out);
             }
-            if sql.as_deref().is_some_and(commit_unreported) {
+            if sql.is_some_and(commit_unreported) {
                 return fail_commit(out);
             }
             message::empty(out, b'2');
@@ -215,24 +215,14 @@ fn failed_transaction(
 /// Whether a statement ends a transaction block: `ROLLBACK`, `ABORT`, `COMMIT` or `END`
 /// (but not `ROLLBACK TO SAVEPOINT`, which would keep a transaction that no longer exists).
 pub fn ends_transaction(sql: &[u8]) -> bool {
-    let text = trim_start(sql);
-    let word_len = text
-        .iter()
-        .position(|b| !b.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (word, rest) = text.split_at(word_len);
+    let (word, rest) = first_word(sql);
     let is_exit = [&b"rollback"[..], b"abort", b"commit", b"end"]
         .iter()
         .any(|w| word.eq_ignore_ascii_case(w));
     if !is_exit {
         return false;
     }
-    let rest = trim_start(rest);
-    let next_len = rest
-        .iter()
-        .position(|b| !b.is_ascii_alphabetic())
-        .unwrap_or(rest.len());
-    let next = &rest[..next_len];
+    let (next, _) = first_word(rest);
     // `ROLLBACK TO`, `COMMIT PREPARED` and `COMMIT AND CHAIN` would each promise a transaction
     // that lockroute cannot provide.
     ![&b"to"[..], b"prepared", b"and"]
@@ -242,13 +232,18 @@ pub fn ends_transaction(sql: &[u8]) -> bool {
 
 /// Whether a statement that ends a transaction block asks to commit (`COMMIT`, `END`).
 fn asks_to_commit(sql: &[u8]) -> bool {
+    let (word, _) = first_word(sql);
+    word.eq_ignore_ascii_case(b"commit") || word.eq_ignore_ascii_case(b"end")
+}
+
+/// The first word of `sql` (letters, after whitespace and `;`) and what follows it.
+fn first_word(sql: &[u8]) -> (&[u8], &[u8]) {
     let text = trim_start(sql);
-    let word_len = text
+    let len = text
         .iter()
         .position(|b| !b.is_ascii_alphabetic())
         .unwrap_or(text.len());
-    let word = &text[..word_len];
-    word.eq_ignore_ascii_case(b"commit") || word.eq_ignore_ascii_case(b"end")
+    text.split_at(len)
 }
 
 fn trim_start(s: &[u8]) -> &[u8] {

@@ -319,6 +319,17 @@ pgbouncer_up() {
     ! alive "$pid"
 }
 
+# Runs PgBouncer instance NAME from DIR/NAME/pgbouncer.ini as a daemon; dies if it exits at once.
+launch_pgbouncer() {
+    local dir=$1 name=$2
+    # runuser resets the soft fd limit to 1024, too few for max_client_conn = 2000: raise it to
+    # the hard limit first.
+    # shellcheck disable=SC2016 # the inner shell expands these
+    as_server sh -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; exec "$0" "$@"' \
+        "$PGBOUNCER" -d -q "$dir/$name/pgbouncer.ini" >>"$dir/$name/pgbouncer.out" 2>&1 ||
+        { cat "$dir/$name/pgbouncer.out" >&2; die "pgbouncer $name exited at once"; }
+}
+
 # Starts PgBouncer instance NAME (files in DIR/NAME) on a free port; prints the port.
 start_pgbouncer() {
     local dir=$1 name=$2 pg_port=$3 port pid
@@ -328,12 +339,7 @@ start_pgbouncer() {
         port=$(free_port)
         write_pgbouncer_ini "$dir" "$name" "$pg_port" "$port"
         rm -f "$dir/$name/pgbouncer.pid" "$dir/$name/pgbouncer.log"
-        # runuser resets the soft fd limit to 1024, too few for max_client_conn = 2000: raise it
-        # to the hard limit first.
-        # shellcheck disable=SC2016 # the inner shell expands these
-        as_server sh -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; exec "$0" "$@"' \
-            "$PGBOUNCER" -d -q "$dir/$name/pgbouncer.ini" >>"$dir/$name/pgbouncer.out" 2>&1 ||
-            { cat "$dir/$name/pgbouncer.out" >&2; die "pgbouncer $name exited at once"; }
+        launch_pgbouncer "$dir" "$name"
         if wait_until 30 pgbouncer_up "$dir/$name" "$port"; then
             if pgbouncer_answers "$port" >/dev/null 2>&1; then
                 echo "$port"
@@ -517,10 +523,7 @@ cmd_restart_pgbouncer() {
     stop_pid "$(cat "$dir/$name/pgbouncer.pid" 2>/dev/null)" TERM "$dir/$name/pgbouncer.ini"
     sleep "$down"
     rm -f "$dir/$name/pgbouncer.pid"
-    # shellcheck disable=SC2016 # the inner shell expands these
-    as_server sh -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; exec "$0" "$@"' \
-        "$PGBOUNCER" -d -q "$dir/$name/pgbouncer.ini" >>"$dir/$name/pgbouncer.out" 2>&1 ||
-        { cat "$dir/$name/pgbouncer.out" >&2; die "pgbouncer $name exited at once"; }
+    launch_pgbouncer "$dir" "$name"
     wait_until 30 pgbouncer_answers "$port" || die "pgbouncer $name did not come back on port $port"
     log "PgBouncer $name restarted on 127.0.0.1:$port"
 }

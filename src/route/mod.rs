@@ -2,6 +2,7 @@
 
 pub mod decide;
 pub mod detect;
+pub mod effects;
 
 /// Where a unit runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -110,12 +110,10 @@ impl Session {
             &frame,
             Outbound {
                 wbuf: &mut up.conn.wbuf,
-                inflight: &mut up.inflight,
-                unnamed_slot: &mut up.unnamed_slot,
+                server: &mut up.server,
                 virtualize,
                 started,
                 shared: shared_direct.then_some(Shared {
-                    names: &mut up.names,
                     reply: &mut self.client.wbuf,
                     unit_start: starts_unit,
                 }),
@@ -146,7 +144,7 @@ impl Session {
         active == Lane::Pooler
             || self
                 .upstream(active)
-                .is_some_and(|up| up.status != TxStatus::Idle)
+                .is_some_and(|up| up.server.status() != TxStatus::Idle)
     }
 
     pub(super) fn decide(&self, frame: &Frame) -> Decision {
@@ -156,7 +154,7 @@ impl Session {
             .and_then(|sql| self.ctx.detector.statement(sql));
         let open_transaction = self
             .upstream(self.units.active)
-            .filter(|up| up.status != TxStatus::Idle)
+            .filter(|up| up.server.status() != TxStatus::Idle)
             .map(|_| self.units.active);
         decide(&UnitContext {
             mode: self.ctx.config.mode,

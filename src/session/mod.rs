@@ -261,7 +261,10 @@ impl Session {
     /// The lane owes nothing and no unit is being sent to it.
     fn lane_quiescent(&self, lane: Lane) -> bool {
         let unit_open = self.units.active == lane && self.units.open;
-        !unit_open && self.upstream(lane).is_none_or(|up| up.inflight.is_empty())
+        !unit_open
+            && self
+                .upstream(lane)
+                .is_none_or(|up| up.server.inflight().is_empty())
     }
 
     fn is_idle(&self) -> bool {
@@ -272,7 +275,7 @@ impl Session {
                 self.lane_quiescent(lane)
                     && self
                         .upstream(lane)
-                        .is_none_or(|up| up.status == TxStatus::Idle)
+                        .is_none_or(|up| up.server.status() == TxStatus::Idle)
             })
     }
 
@@ -280,7 +283,7 @@ impl Session {
     fn release_shared_direct(&mut self) {
         if let Direct::Shared(lease) = &self.direct
             && self.lane_quiescent(Lane::Direct)
-            && lease.upstream_ref().status == TxStatus::Idle
+            && lease.upstream_ref().server.status() == TxStatus::Idle
         {
             self.direct = Direct::None;
         }
@@ -298,12 +301,14 @@ impl Session {
             return None;
         };
         let up = lease.upstream_ref();
-        let waiting_on_client = up.inflight.is_empty()
-            || up.inflight.copy_in()
-            || up.inflight.awaiting_sync()
+        let inflight = up.server.inflight();
+        let waiting_on_client = inflight.is_empty()
+            || inflight.copy_in()
+            || inflight.awaiting_sync()
             || self.client.wbuf.len() >= BACKPRESSURE;
         waiting_on_client.then(|| {
-            self.last_client_frame.max(up.last_used) + self.ctx.config.direct_lane.hold_timeout
+            self.last_client_frame.max(up.server.last_used())
+                + self.ctx.config.direct_lane.hold_timeout
         })
     }
 

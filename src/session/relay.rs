@@ -6,11 +6,10 @@ use tokio::time::Instant;
 
 use crate::metrics::{self, Direction, ErrorKind, LossState};
 use crate::protocol::frame::try_take;
-use crate::protocol::message::{self, Severity, is_fatal};
-use crate::protocol::{TxStatus, sqlstate};
+use crate::protocol::message::{self, Severity};
+use crate::protocol::sqlstate;
 use crate::route::Lane;
-use crate::upstream::inflight::Reply;
-use crate::upstream::leaves_session_clean;
+use crate::upstream::server::{Verdict, fatal_code};
 
 use super::local::Local;
 use super::{End, LOST_MESSAGE, Session, upstream_of};
@@ -33,56 +32,27 @@ impl Session {
                     return self.on_upstream_lost(lane);
                 }
             };
-            if frame.tag == b'E' && is_fatal(frame.body()) {
-                // The server closes after FATAL (57P01 admin shutdown, 25P03 idle timeout, ...):
-                // an upstream loss, not a client error.
-                let code = message::sqlstate(frame.body()).unwrap_or("");
-                tracing::debug!(lane = lane.as_str(), sqlstate = code, "upstream sent FATAL");
-                return self.on_upstream_lost(lane);
-            }
-            match up.inflight.on_backend(frame.tag, frame.body()) {
-                Reply::Swallow => continue,
-                Reply::Forward => {}
-                Reply::Prepared { swallow, prepares } => {
-                    let (key, name) = *prepares;
-                    up.names.confirm(key, name);
-                    if swallow {
-                        continue;
-                    }
-                }
-                Reply::UnitDone { status, started } => {
-                    up.status = status;
-                    up.last_used = now;
+            match up.server.on_reply(frame.tag, frame.body(), now) {
+                Verdict::Swallow => continue,
+                Verdict::Forward => {}
+                Verdict::UnitDone { started } => {
                     if let Some(started) = started {
                         let elapsed = now.saturating_duration_since(started);
                         self.ctx.metrics.request_duration(lane, elapsed);
                     }
-                    // A transaction pooler may give the next transaction another server.
-                    if lane == Lane::Pooler && status == TxStatus::Idle {
-                        up.unnamed_slot = None;
-                    }
                 }
-            }
-            match frame.tag {
-                b'E' => {
-                    up.unnamed_slot = None;
-                    up.names.forget_pending();
+                Verdict::Lost => {
+                    // The server closes after FATAL (57P01 admin shutdown, 25P03 idle
+                    // timeout, ...): an upstream loss, not a client error.
+                    let code = fatal_code(frame.body());
+                    tracing::debug!(lane = lane.as_str(), sqlstate = code, "upstream sent FATAL");
+                    return self.on_upstream_lost(lane);
                 }
-                b'C' if !leaves_session_clean(frame.body()) => {
-                    up.session_dirty = true;
-                    // DEALLOCATE ALL and DISCARD ALL drop lockroute's statements too.
-                    if frame.body().starts_with(b"DEALLOCATE")
-                        || frame.body().starts_with(b"DISCARD")
-                    {
-                        up.names.clear();
-                    }
-                }
-                _ => {}
             }
             self.client.wbuf.put_slice(&frame.bytes);
         }
         if let Some(up) = upstream_of(&mut self.pooler, &mut self.direct, lane) {
-            up.last_used = now;
+            up.server.touched(now);
         }
         self.ctx.metrics.bytes(
             lane,
@@ -101,7 +71,7 @@ impl Session {
             return Ok(());
         };
         let unit_open = self.units.active == lane && self.units.open;
-        let busy = !up.inflight.is_empty() || unit_open || up.status != TxStatus::Idle;
+        let busy = !up.is_clean() || unit_open;
         let dedicated = lane == Lane::Direct && self.tagged;
         if !busy {
             metrics::upstream_lost(lane, LossState::Idle);
@@ -126,13 +96,8 @@ impl Session {
             lane = lane.as_str(),
             "upstream lost in the middle of a unit"
         );
-        let status = if up.status == TxStatus::Idle {
-            TxStatus::Idle
-        } else {
-            TxStatus::Failed
-        };
-        let mut inflight = up.inflight;
-        let owed = inflight.clear();
+        let mut up = up;
+        let (owed, status) = up.server.lost();
         for _ in 0..owed {
             message::error_response(
                 &mut self.client.wbuf,

@@ -22,8 +22,8 @@ use crate::protocol::message;
 use crate::protocol::message::{
     bind_names, cstr, parse_message, parse_renamed, target, target_frame, write_frame,
 };
-use crate::upstream::inflight::InFlight;
-use crate::upstream::names::{PreparedNames, StatementKey};
+use crate::upstream::names::StatementKey;
+use crate::upstream::server::Server;
 
 /// One statement as the client prepared it.
 #[derive(Debug)]
@@ -60,9 +60,8 @@ static NEXT_STATEMENT_ID: AtomicU64 = AtomicU64::new(1);
 /// The parts of an upstream that forwarding touches.
 pub struct Outbound<'a> {
     pub wbuf: &'a mut BytesMut,
-    pub inflight: &'a mut InFlight,
-    /// The client statement the server's unnamed slot holds, if lockroute knows.
-    pub unnamed_slot: &'a mut Option<u64>,
+    /// What the server will owe, and what its unnamed slot and prepared names hold.
+    pub server: &'a mut Server,
     /// Whether names must be virtualised (pooler and shared direct) or passed through (a
     /// dedicated session connection).
     pub virtualize: bool,
@@ -73,10 +72,9 @@ pub struct Outbound<'a> {
     pub shared: Option<Shared<'a>>,
 }
 
-/// A shared direct connection's statement names, and the client's reply buffer for the
-/// `ParseComplete` lockroute answers itself when the statement is already prepared.
+/// On a shared direct connection: the client's reply buffer for the `ParseComplete` lockroute
+/// answers itself when the statement is already prepared there.
 pub struct Shared<'a> {
-    pub names: &'a mut PreparedNames,
     pub reply: &'a mut BytesMut,
     /// The frame is the first of its unit, so the server owes this client nothing yet.
     pub unit_start: bool,
@@ -148,17 +146,18 @@ impl Statements {
                 let stmt = self.record_parse(&body);
                 if let (Some(stmt), Some(shared)) = (&stmt, out.shared.as_mut()) {
                     let key = stmt.key();
-                    if shared.names.lookup(&key).is_none()
-                        && let Some(name) = shared.names.reserve(&key)
+                    let names = out.server.names();
+                    if names.lookup(&key).is_none()
+                        && let Some(name) = names.reserve(&key)
                     {
                         out.wbuf
                             .put_slice(&parse_renamed(&body, &name).expect("parsed above"));
-                        out.inflight.push_prepare(false, (key, name));
+                        out.server.sent_prepare(false, (key, name));
                         return;
                     }
                     if shared.unit_start
-                        && out.inflight.is_empty()
-                        && shared.names.is_confirmed(&key)
+                        && out.server.inflight().is_empty()
+                        && out.server.names_ref().is_confirmed(&key)
                     {
                         // Already prepared on this connection, and nothing is owed before this
                         // reply: answer the client's Parse here instead of parsing again.
@@ -169,11 +168,11 @@ impl Statements {
                 match (&stmt, out.virtualize) {
                     (Some(stmt), true) => {
                         put_parse(out.wbuf, &body, b"").expect("parsed above");
-                        *out.unnamed_slot = Some(stmt.id);
+                        out.server.set_unnamed_slot(Some(stmt.id));
                     }
                     _ => out.wbuf.put_slice(&frame.bytes),
                 }
-                out.inflight.push_parse(false);
+                out.server.sent_parse(false);
             }
             b'B' if out.virtualize => {
                 let Some((_, name)) = bind_names(&body) else {
@@ -216,22 +215,21 @@ impl Statements {
             },
             b'Q' | b'F' => {
                 // A simple Query destroys the unnamed statement.
-                *out.unnamed_slot = None;
                 out.wbuf.put_slice(&frame.bytes);
-                out.inflight.push_simple(out.started);
+                out.server.sent_simple(out.started);
             }
             b'S' => {
                 out.wbuf.put_slice(&frame.bytes);
-                out.inflight.push_sync(out.started);
+                out.server.sent_sync(out.started);
                 // What the slot holds is only known until the server has processed the batch:
                 // an error skips an injected Parse, and a pooler may switch servers after it.
                 if out.virtualize {
-                    *out.unnamed_slot = None;
+                    out.server.set_unnamed_slot(None);
                 }
             }
             b'c' | b'f' => {
                 out.wbuf.put_slice(&frame.bytes);
-                out.inflight.push_copy_end();
+                out.server.sent_copy_end();
             }
             _ => out.wbuf.put_slice(&frame.bytes),
         }
@@ -245,16 +243,16 @@ const CLOSED_NAME: &[u8] = b"lockroute.closed";
 /// connection lockroute's named statement for it (prepared now if needed), elsewhere `None`,
 /// the unnamed statement (re-sent if the slot holds something else).
 fn prepared_name(stmt: &Statement, out: &mut Outbound<'_>) -> Option<Arc<[u8]>> {
-    if let Some(shared) = out.shared.as_mut() {
+    if out.shared.is_some() {
         let key = stmt.key();
-        if let Some(name) = shared.names.lookup(&key) {
+        if let Some(name) = out.server.names_ref().lookup(&key) {
             return Some(name);
         }
-        if let Some(name) = shared.names.reserve(&key) {
+        if let Some(name) = out.server.names().reserve(&key) {
             out.wbuf.put_slice(
                 &parse_renamed(&stmt.body, &name).expect("recorded Parse bodies are well-formed"),
             );
-            out.inflight.push_prepare(true, (key, name.clone()));
+            out.server.sent_prepare(true, (key, name.clone()));
             return Some(name);
         }
     }
@@ -264,12 +262,12 @@ fn prepared_name(stmt: &Statement, out: &mut Outbound<'_>) -> Option<Arc<[u8]>> 
 
 /// Re-sends a statement's `Parse` unnamed unless the server's unnamed slot already holds it.
 fn ensure_in_slot(stmt: &Statement, out: &mut Outbound<'_>) {
-    if *out.unnamed_slot == Some(stmt.id) {
+    if out.server.unnamed_slot() == Some(stmt.id) {
         return;
     }
     put_parse(out.wbuf, &stmt.body, b"").expect("recorded Parse bodies are well-formed");
-    out.inflight.push_parse(true);
-    *out.unnamed_slot = Some(stmt.id);
+    out.server.sent_parse(true);
+    out.server.set_unnamed_slot(Some(stmt.id));
 }
 
 // Renamed frames are written straight into the upstream's write buffer: building each as its

@@ -86,9 +86,8 @@ impl Drop for Lease {
         };
         let pool = self.pool.clone();
         // The next client's statements have other ids; never trust the slot across clients.
-        upstream.unnamed_slot = None;
-        if upstream.is_clean() && !upstream.session_dirty {
-            upstream.last_used = Instant::now();
+        upstream.server.handed_back(Instant::now());
+        if upstream.is_clean() && !upstream.server.is_dirty() {
             pool.idle.lock().unwrap().push(upstream);
             drop(permit);
             return;
@@ -208,7 +207,7 @@ impl DirectPool {
                 let mut idle = self.idle.lock().unwrap();
                 let at = idle
                     .iter()
-                    .position(|u| u.last_used.elapsed() >= self.config.keepalive_interval);
+                    .position(|u| u.server.last_used().elapsed() >= self.config.keepalive_interval);
                 at.map(|i| idle.swap_remove(i))
             };
             let Some(mut upstream) = stale else { return };

@@ -5,6 +5,7 @@ pub mod connect;
 pub mod direct;
 pub mod inflight;
 pub mod names;
+pub mod server;
 pub mod tls;
 
 use std::io;
@@ -16,12 +17,12 @@ use tokio::time::Instant;
 use crate::config::UpstreamTarget;
 use crate::metrics::{self, UpstreamGuard};
 use crate::net::Conn;
-use crate::protocol::message::{self, is_fatal};
+use crate::protocol::message;
 use crate::protocol::{BackendKey, TxStatus};
 use crate::route::Lane;
 
 use self::connect::ConnectError;
-use self::inflight::{InFlight, Reply};
+use self::server::{ResetPlan, Server, Verdict};
 use self::tls::UpstreamTls;
 
 /// Where one lane connects, and how.
@@ -61,13 +62,8 @@ impl LaneTarget {
         let upstream = Upstream {
             lane: self.lane,
             conn: Conn::new(connected.stream, connected.read_buf),
-            inflight: InFlight::default(),
-            status: TxStatus::Idle,
             key: connected.key,
-            unnamed_slot: None,
-            last_used: Instant::now(),
-            session_dirty: false,
-            names: names::PreparedNames::default(),
+            server: Server::new(self.lane == Lane::Pooler),
             _guard: metrics::upstream_opened(self.lane),
         };
         Ok((upstream, connected.parameters))
@@ -94,61 +90,24 @@ pub enum UpstreamError {
     Abandoned,
 }
 
-/// Puts a shared session back to how it started, without dropping the prepared statements
-/// lockroute relies on: GUCs, LISTENs, cursors, session advisory locks, temp tables.
-const SESSION_RESET: &str =
-    "RESET ALL; UNLISTEN *; CLOSE ALL; SELECT pg_advisory_unlock_all(); DISCARD TEMP";
+/// Puts a used session back to how it started: GUCs, LISTENs, cursors, session advisory locks,
+/// temp tables, SQL prepared statements, and lockroute's own prepared statements with them.
+const SESSION_RESET: &str = "DISCARD ALL";
 
-/// Whether a command tag leaves session state as it was. Anything else (`SET`, `LISTEN`,
-/// `DECLARE CURSOR`, `PREPARE`, `CREATE TEMP TABLE` ...) marks a shared connection for reset.
-pub fn leaves_session_clean(command_tag: &[u8]) -> bool {
-    let verb = command_tag
-        .split(|&b| b == b' ' || b == 0)
-        .next()
-        .unwrap_or_default();
-    matches!(
-        verb,
-        b"SELECT"
-            | b"INSERT"
-            | b"UPDATE"
-            | b"DELETE"
-            | b"MERGE"
-            | b"COPY"
-            | b"FETCH"
-            | b"MOVE"
-            | b"BEGIN"
-            | b"COMMIT"
-            | b"ROLLBACK"
-            | b"START"
-            | b"SAVEPOINT"
-            | b"RELEASE"
-    )
-}
-
-/// One connection to a lane, with what it still owes.
+/// One connection to a lane: its socket, and what the server owes and holds ([`Server`]).
 pub struct Upstream {
     pub lane: Lane,
     pub conn: Conn,
-    pub inflight: InFlight,
-    /// The status of the last `ReadyForQuery`.
-    pub status: TxStatus,
+    /// The server's cancel key, from its `BackendKeyData`.
     pub key: Option<BackendKey>,
-    /// The client statement this server's unnamed slot holds, when lockroute knows.
-    pub unnamed_slot: Option<u64>,
-    /// When the server last answered or was handed back.
-    pub last_used: Instant,
-    /// A statement may have changed session state (a `SET`, `LISTEN`, a cursor ...): reset it
-    /// before another client uses this connection.
-    pub session_dirty: bool,
-    /// lockroute's own prepared statements on this connection (shared direct lane only).
-    pub names: names::PreparedNames,
+    pub server: Server,
     _guard: UpstreamGuard,
 }
 
 impl Upstream {
     /// Nothing owed and no transaction open: safe to hand to another client or to drop.
     pub fn is_clean(&self) -> bool {
-        self.inflight.is_empty() && self.status == TxStatus::Idle
+        self.server.is_clean()
     }
 
     /// Checks, without blocking, that an idle connection is still alive: a server that was
@@ -164,7 +123,7 @@ impl Upstream {
     }
 
     /// Sends one simple query and reads up to its `ReadyForQuery`, discarding the replies.
-    /// Used for the keepalive `;` and for rolling back before a connection is reused.
+    /// Used for the keepalive `;`.
     pub async fn simple_query(
         &mut self,
         sql: &str,
@@ -174,67 +133,64 @@ impl Upstream {
         tokio::time::timeout(timeout, self.run_simple(sql, limit))
             .await
             .map_err(|_| UpstreamError::Timeout(timeout))??;
-        Ok(self.status)
+        Ok(self.server.status())
     }
 
     /// Sends one simple Query and settles its replies.
     async fn run_simple(&mut self, sql: &str, limit: usize) -> Result<(), UpstreamError> {
-        // A simple Query destroys the unnamed statement.
-        self.unnamed_slot = None;
         self.conn.wbuf.extend_from_slice(&message::query(sql));
-        self.inflight.push_simple(Instant::now());
+        self.server.sent_simple(Instant::now());
         self.settle(limit).await
     }
 
     /// Reads and discards replies until nothing is owed; then rolls back an open transaction
-    /// and resets session state a statement may have changed. Afterwards the connection is
+    /// and discards session state a statement may have left. Afterwards the connection is
     /// clean. A connection whose last batch was never ended, or that is in COPY, is refused
-    /// instead: ending the batch with a Sync would commit what its client abandoned.
+    /// instead ([`ResetPlan::Close`]).
     pub async fn reset(&mut self, timeout: Duration, limit: usize) -> Result<(), UpstreamError> {
-        let unended_batch = !self.inflight.is_empty() && self.inflight.outstanding() == 0;
-        if self.inflight.copy_in() || unended_batch {
+        if self.server.reset_plan() == ResetPlan::Close {
             return Err(UpstreamError::Abandoned);
         }
         let work = async {
             self.settle(limit).await?;
-            if self.status != TxStatus::Idle {
+            // Settling may have read a reply that dirtied the session: plan again.
+            let ResetPlan::Reset { rollback, discard } = self.server.reset_plan() else {
+                return Err(UpstreamError::Abandoned);
+            };
+            if rollback {
                 self.run_simple("ROLLBACK", limit).await?;
             }
-            if self.session_dirty {
+            if discard {
                 self.run_simple(SESSION_RESET, limit).await?;
-                self.session_dirty = false;
             }
+            self.server.after_reset(discard);
             Ok::<_, UpstreamError>(())
         };
         tokio::time::timeout(timeout, work)
             .await
-            .map_err(|_| UpstreamError::Timeout(timeout))??;
-        self.unnamed_slot = None;
-        Ok(())
+            .map_err(|_| UpstreamError::Timeout(timeout))?
     }
 
-    /// Writes what is buffered, then reads until nothing is owed.
+    /// Writes what is buffered, then reads until nothing is owed. Every reply goes through
+    /// [`Server::on_reply`], as it does when relayed to a client.
     async fn settle(&mut self, limit: usize) -> Result<(), UpstreamError> {
         self.conn.drain().await?;
-        while !self.inflight.is_empty() {
+        while !self.server.inflight().is_empty() {
             let frame = self
                 .conn
                 .read_frame(limit)
                 .await?
                 .ok_or(UpstreamError::Closed)?;
-            if frame.tag == b'E' && is_fatal(frame.body()) {
-                let code = message::sqlstate(frame.body())
-                    .unwrap_or("?????")
-                    .to_owned();
-                return Err(UpstreamError::Fatal(code));
-            }
-            if let Reply::UnitDone { status, .. } =
-                self.inflight.on_backend(frame.tag, frame.body())
+            if self
+                .server
+                .on_reply(frame.tag, frame.body(), Instant::now())
+                == Verdict::Lost
             {
-                self.status = status;
+                return Err(UpstreamError::Fatal(
+                    server::fatal_code(frame.body()).to_owned(),
+                ));
             }
         }
-        self.last_used = Instant::now();
         Ok(())
     }
 }

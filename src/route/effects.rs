@@ -1,0 +1,654 @@
+//! Statement effects: which session features a statement touches. Pure, like detection.
+//!
+//! A transaction pooler hands each transaction whichever server is free, and a shared direct
+//! connection serves many clients in turn, so anything a statement leaves on its *session*
+//! (a `LISTEN`, a session advisory lock, a `SET`, a temp table, a SQL `PREPARE`, a `WITH HOLD`
+//! cursor) is either lost or seen by someone else. The session asks [`effects`] before a unit
+//! runs: a unit that would create session state moves its client to a dedicated direct session
+//! first (`--pin auto`), and a shared direct connection that ran one is reset before reuse.
+//!
+//! What counts, per statement of a (possibly multi-statement) query:
+//! - first word `LISTEN` (creates), `UNLISTEN` (releases);
+//! - `SET`/`SET SESSION` of a setting not in [`HARMLESS_SETTINGS`]; `SET LOCAL`, `SET
+//!   TRANSACTION` and `SET CONSTRAINTS` are transaction-scoped and do not count; `RESET`
+//!   releases;
+//! - `PREPARE` (not `PREPARE TRANSACTION`) creates, `DEALLOCATE` releases;
+//! - `CREATE … TEMP[ORARY] …`, `SELECT … INTO TEMP …` and any `pg_temp` name;
+//! - `DECLARE … WITH HOLD`; `LOAD`; `DISCARD` (releases);
+//! - anywhere in a statement, not only at its start (good_job and Que lock inside a CTE):
+//!   `pg_advisory_lock`, `pg_try_advisory_lock` and their `_shared` forms create, the
+//!   `pg_advisory_unlock*` functions release. The `_xact_` forms end with their transaction
+//!   and do not count. `set_config(…, …, is_local)` counts unless `is_local` is the literal
+//!   `true`.
+//!
+//! String literals, quoted identifiers and comments are skipped, so a function name inside a
+//! string does not count. So does one inside a `DO` block's body: a documented limit.
+//!
+//! Cost: [`effects`] looks at no more than [`SCAN_LIMIT`] bytes and does not allocate. The
+//! common statement (no trigger word anywhere) is answered by one pass of a literal prefilter
+//! plus a look at the first word; only a statement that contains a trigger is lexed in full.
+
+use std::sync::LazyLock;
+
+use regex::bytes::Regex;
+
+use super::detect::{COMMENT_SCAN_LIMIT, MATCH_PREFIX_LIMIT};
+
+/// How many bytes of a statement are classified: the same window detection reads.
+pub const SCAN_LIMIT: usize = COMMENT_SCAN_LIMIT + MATCH_PREFIX_LIMIT;
+
+/// Settings that frameworks set on every new connection (Rails sends `client_min_messages`,
+/// `standard_conforming_strings`, `intervalstyle` and `timezone`; drivers send
+/// `client_encoding`, `datestyle` and `extra_float_digits`). They change how values are
+/// formatted or reported, not what a query does, and every connection of a worker sets them the
+/// same way. Pinning on them would move every client to a dedicated session, so they do not pin.
+/// A shared direct connection that ran one is still reset before another client uses it.
+pub const HARMLESS_SETTINGS: &[&str] = &[
+    "application_name",
+    "bytea_output",
+    "client_encoding",
+    "client_min_messages",
+    "datestyle",
+    "extra_float_digits",
+    "intervalstyle",
+    "names",
+    "standard_conforming_strings",
+    "time",
+    "timezone",
+];
+
+/// Why a client is moved to a dedicated direct session. The `reason` label of
+/// `lockroute_pins_total`, `lockroute_pinned_clients` and `lockroute_pin_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PinReason {
+    Listen,
+    AdvisoryLock,
+    Set,
+    Temp,
+    Prepare,
+    Cursor,
+    Other,
+}
+
+impl PinReason {
+    pub const ALL: [PinReason; 7] = [
+        PinReason::Listen,
+        PinReason::AdvisoryLock,
+        PinReason::Set,
+        PinReason::Temp,
+        PinReason::Prepare,
+        PinReason::Cursor,
+        PinReason::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinReason::Listen => "listen",
+            PinReason::AdvisoryLock => "advisory_lock",
+            PinReason::Set => "set",
+            PinReason::Temp => "temp",
+            PinReason::Prepare => "prepare",
+            PinReason::Cursor => "cursor",
+            PinReason::Other => "other",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The session features one statement touches, as a set of flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Effects(u16);
+
+impl Effects {
+    pub const NONE: Effects = Effects(0);
+    pub const LISTEN: Effects = Effects(1 << 0);
+    pub const ADVISORY_LOCK: Effects = Effects(1 << 1);
+    pub const SET: Effects = Effects(1 << 2);
+    pub const TEMP: Effects = Effects(1 << 3);
+    pub const PREPARE: Effects = Effects(1 << 4);
+    pub const CURSOR: Effects = Effects(1 << 5);
+    pub const LOAD: Effects = Effects(1 << 6);
+    /// A harmless setting (see [`HARMLESS_SETTINGS`]): resets a shared connection, never pins.
+    pub const SET_HARMLESS: Effects = Effects(1 << 7);
+    /// Releases state (`UNLISTEN`, `RESET`, `DEALLOCATE`, `DISCARD`, an advisory unlock).
+    pub const RELEASE: Effects = Effects(1 << 8);
+
+    pub fn contains(self, other: Effects) -> bool {
+        self.0 & other.0 == other.0 && other.0 != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether a connection that ran the statement may hold state another client could see,
+    /// so that a shared connection must be reset before it is handed on.
+    pub fn changes_session(self) -> bool {
+        !self.is_empty()
+    }
+
+    /// The reason to pin the client before the statement runs: the first state-creating
+    /// feature, in the order of the `reason` label's list.
+    pub fn pin(self) -> Option<PinReason> {
+        const ORDER: [(Effects, PinReason); 7] = [
+            (Effects::LISTEN, PinReason::Listen),
+            (Effects::ADVISORY_LOCK, PinReason::AdvisoryLock),
+            (Effects::SET, PinReason::Set),
+            (Effects::TEMP, PinReason::Temp),
+            (Effects::PREPARE, PinReason::Prepare),
+            (Effects::CURSOR, PinReason::Cursor),
+            (Effects::LOAD, PinReason::Other),
+        ];
+        ORDER
+            .into_iter()
+            .find(|&(flag, _)| self.contains(flag))
+            .map(|(_, reason)| reason)
+    }
+}
+
+impl std::ops::BitOr for Effects {
+    type Output = Effects;
+    fn bitor(self, rhs: Effects) -> Effects {
+        Effects(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for Effects {
+    fn bitor_assign(&mut self, rhs: Effects) {
+        self.0 |= rhs.0;
+    }
+}
+
+/// Words that can only matter away from a statement's start, and a second statement. When none
+/// of these occurs, the first word decides alone.
+static ANYWHERE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i-u)advisory|set_config|pg_temp|into\s+temp|;\s*[^\s]")
+        .expect("the prefilter compiles; a unit test checks it")
+});
+
+/// The session features `sql` touches. `sql` is a query string without its NUL, or a `Parse`
+/// statement text.
+pub fn effects(sql: &[u8]) -> Effects {
+    let window = &sql[..sql.len().min(SCAN_LIMIT)];
+    if !ANYWHERE.is_match(window) {
+        let mut lexer = Lexer::new(window);
+        return match lexer.next() {
+            Some(Token::Word(first)) => first_word_alone(first, &mut lexer),
+            _ => Effects::NONE,
+        };
+    }
+    classify(window)
+}
+
+/// The effects of a statement whose first word is `first` and that has no trigger word later.
+fn first_word_alone(first: &[u8], lexer: &mut Lexer<'_>) -> Effects {
+    let mut stmt = Statement::default();
+    stmt.word(first);
+    // Look at a few more words: SET LOCAL, SET SESSION x, CREATE GLOBAL TEMP, DECLARE … HOLD.
+    for _ in 0..STATEMENT_WORDS {
+        match lexer.next() {
+            Some(Token::Word(w)) => stmt.word(w),
+            Some(Token::Semicolon) | None => break,
+            Some(_) => stmt.punct(),
+        }
+    }
+    if stmt.first == Kw::Declare {
+        // `WITH HOLD` may come after a long cursor name; read on to the statement's end.
+        while let Some(token) = lexer.next() {
+            match token {
+                Token::Word(w) => stmt.word(w),
+                Token::Semicolon => break,
+                _ => stmt.punct(),
+            }
+        }
+    }
+    stmt.effects
+}
+
+/// How many words after the first decide a statement-start keyword.
+const STATEMENT_WORDS: usize = 4;
+
+/// The full scan: every statement, every word.
+fn classify(window: &[u8]) -> Effects {
+    let mut all = Effects::NONE;
+    let mut stmt = Statement::default();
+    let mut lexer = Lexer::new(window);
+    while let Some(token) = lexer.next() {
+        match token {
+            Token::Word(w) => stmt.word(w),
+            Token::Open => stmt.open(),
+            Token::Close => stmt.close(),
+            Token::Comma => stmt.comma(),
+            Token::Semicolon => {
+                all |= stmt.effects;
+                stmt = Statement::default();
+            }
+            Token::Other => stmt.punct(),
+        }
+    }
+    all | stmt.effects
+}
+
+/// The keywords the classifier acts on. Everything else is `Kw::Word`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Kw {
+    #[default]
+    None,
+    Word,
+    Listen,
+    Unlisten,
+    Set,
+    Reset,
+    Local,
+    Session,
+    Transaction,
+    Constraints,
+    Characteristics,
+    Authorization,
+    Prepare,
+    Deallocate,
+    Create,
+    Or,
+    Replace,
+    Global,
+    Temp,
+    Into,
+    Declare,
+    With,
+    Hold,
+    Load,
+    Discard,
+    AdvisoryLock,
+    AdvisoryUnlock,
+    SetConfig,
+    PgTemp,
+    True,
+}
+
+fn keyword(word: &[u8]) -> Kw {
+    const TABLE: &[(&[u8], Kw)] = &[
+        (b"listen", Kw::Listen),
+        (b"unlisten", Kw::Unlisten),
+        (b"set", Kw::Set),
+        (b"reset", Kw::Reset),
+        (b"local", Kw::Local),
+        (b"session", Kw::Session),
+        (b"transaction", Kw::Transaction),
+        (b"constraints", Kw::Constraints),
+        (b"characteristics", Kw::Characteristics),
+        (b"authorization", Kw::Authorization),
+        (b"prepare", Kw::Prepare),
+        (b"deallocate", Kw::Deallocate),
+        (b"create", Kw::Create),
+        (b"or", Kw::Or),
+        (b"replace", Kw::Replace),
+        (b"global", Kw::Global),
+        (b"temp", Kw::Temp),
+        (b"temporary", Kw::Temp),
+        (b"into", Kw::Into),
+        (b"declare", Kw::Declare),
+        (b"with", Kw::With),
+        (b"hold", Kw::Hold),
+        (b"load", Kw::Load),
+        (b"discard", Kw::Discard),
+        (b"pg_advisory_lock", Kw::AdvisoryLock),
+        (b"pg_try_advisory_lock", Kw::AdvisoryLock),
+        (b"pg_advisory_lock_shared", Kw::AdvisoryLock),
+        (b"pg_try_advisory_lock_shared", Kw::AdvisoryLock),
+        (b"pg_advisory_unlock", Kw::AdvisoryUnlock),
+        (b"pg_advisory_unlock_shared", Kw::AdvisoryUnlock),
+        (b"pg_advisory_unlock_all", Kw::AdvisoryUnlock),
+        (b"set_config", Kw::SetConfig),
+        (b"pg_temp", Kw::PgTemp),
+        (b"true", Kw::True),
+    ];
+    TABLE
+        .iter()
+        .find(|(name, _)| name.len() == word.len() && name.eq_ignore_ascii_case(word))
+        .map_or(Kw::Word, |&(_, kw)| kw)
+}
+
+fn harmless(setting: &[u8]) -> bool {
+    HARMLESS_SETTINGS
+        .iter()
+        .any(|name| name.len() == setting.len() && name.as_bytes().eq_ignore_ascii_case(setting))
+}
+
+/// Where a `set_config(` call is: which argument the scan is in, at which paren depth.
+#[derive(Debug, Clone, Copy, Default)]
+struct SetConfigCall {
+    depth: u32,
+    arg: u8,
+    /// The third argument's first token has been seen.
+    decided: bool,
+}
+
+/// One statement's classification state.
+#[derive(Debug, Default)]
+struct Statement {
+    effects: Effects,
+    /// Words seen so far, saturating.
+    words: usize,
+    first: Kw,
+    second: Kw,
+    prev: Kw,
+    /// Only `OR REPLACE GLOBAL LOCAL` have followed `CREATE` so far.
+    create_prefix: bool,
+    depth: u32,
+    /// The last word was `set_config`; the next `(` opens its call.
+    set_config_next: bool,
+    set_config: Option<SetConfigCall>,
+}
+
+impl Statement {
+    fn word(&mut self, word: &[u8]) {
+        let kw = keyword(word);
+        self.words += 1;
+        match self.words {
+            1 => self.on_first(kw),
+            2 => self.on_second(kw, word),
+            3 => self.on_third(kw, word),
+            _ => {}
+        }
+        if self.first == Kw::Create && self.words > 1 && self.create_prefix {
+            // CREATE [OR REPLACE] [GLOBAL | LOCAL] TEMP …; a table merely named `temp` is not.
+            match kw {
+                Kw::Temp => self.effects |= Effects::TEMP,
+                Kw::Or | Kw::Replace | Kw::Global | Kw::Local => {}
+                _ => self.create_prefix = false,
+            }
+        }
+        match kw {
+            Kw::AdvisoryLock => self.effects |= Effects::ADVISORY_LOCK,
+            Kw::AdvisoryUnlock => self.effects |= Effects::RELEASE,
+            Kw::PgTemp => self.effects |= Effects::TEMP,
+            Kw::Temp if self.prev == Kw::Into => self.effects |= Effects::TEMP,
+            Kw::Hold if self.prev == Kw::With && self.first == Kw::Declare => {
+                self.effects |= Effects::CURSOR
+            }
+            _ => {}
+        }
+        self.third_argument(kw == Kw::True);
+        self.set_config_next = kw == Kw::SetConfig;
+        self.prev = kw;
+    }
+
+    fn on_first(&mut self, kw: Kw) {
+        self.first = kw;
+        self.create_prefix = kw == Kw::Create;
+        self.effects |= match kw {
+            Kw::Listen => Effects::LISTEN,
+            Kw::Unlisten | Kw::Reset | Kw::Deallocate | Kw::Discard => Effects::RELEASE,
+            Kw::Load => Effects::LOAD,
+            _ => Effects::NONE,
+        };
+    }
+
+    fn on_second(&mut self, kw: Kw, word: &[u8]) {
+        self.second = kw;
+        match (self.first, kw) {
+            (Kw::Prepare, Kw::Transaction) => {}
+            (Kw::Prepare, _) => self.effects |= Effects::PREPARE,
+            (Kw::Set, Kw::Local | Kw::Transaction | Kw::Constraints | Kw::Session) => {}
+            (Kw::Set, _) => self.effects |= set_effect(word),
+            _ => {}
+        }
+    }
+
+    fn on_third(&mut self, kw: Kw, word: &[u8]) {
+        if (self.first, self.second) == (Kw::Set, Kw::Session) {
+            self.effects |= match kw {
+                Kw::Characteristics | Kw::Authorization => Effects::SET,
+                _ => set_effect(word),
+            };
+        }
+    }
+
+    /// A token that is not a word. As the statement's first token it leaves no first word.
+    fn not_a_word(&mut self) {
+        if self.words == 0 {
+            self.words = 1;
+        }
+    }
+
+    fn open(&mut self) {
+        self.not_a_word();
+        self.depth += 1;
+        if std::mem::take(&mut self.set_config_next) {
+            self.set_config = Some(SetConfigCall {
+                depth: self.depth,
+                arg: 0,
+                decided: false,
+            });
+        }
+        self.third_argument(false);
+        self.prev = Kw::None;
+    }
+
+    fn close(&mut self) {
+        self.not_a_word();
+        self.third_argument(false);
+        if let Some(call) = self.set_config
+            && call.depth == self.depth
+        {
+            // A call that ended before a third argument was seen is malformed; the server
+            // rejects it, so it sets nothing.
+            self.set_config = None;
+        }
+        self.depth = self.depth.saturating_sub(1);
+        self.set_config_next = false;
+        self.prev = Kw::None;
+    }
+
+    fn comma(&mut self) {
+        self.not_a_word();
+        self.third_argument(false);
+        if let Some(call) = self.set_config.as_mut()
+            && call.depth == self.depth
+        {
+            call.arg += 1;
+        }
+        self.set_config_next = false;
+        self.prev = Kw::None;
+    }
+
+    fn punct(&mut self) {
+        self.not_a_word();
+        self.third_argument(false);
+        self.set_config_next = false;
+        self.prev = Kw::None;
+    }
+
+    /// At the first token of `set_config`'s third argument: session-wide unless it is `true`.
+    fn third_argument(&mut self, is_true: bool) {
+        let Some(call) = self.set_config.as_mut() else {
+            return;
+        };
+        if call.arg == 2 && !call.decided && self.depth == call.depth {
+            call.decided = true;
+            if !is_true {
+                self.effects |= Effects::SET;
+            }
+        }
+    }
+}
+
+fn set_effect(setting: &[u8]) -> Effects {
+    if harmless(setting) {
+        Effects::SET_HARMLESS
+    } else {
+        Effects::SET
+    }
+}
+
+/// A token of SQL, as far as the classifier cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    /// A keyword or identifier. Quoted identifiers and literals are `Other`.
+    Word(&'a [u8]),
+    Open,
+    Close,
+    Comma,
+    Semicolon,
+    Other,
+}
+
+/// A lexer that skips whitespace, comments (nested `/* */` and `--`), string literals
+/// (`'…'`, `E'…'`, `$tag$…$tag$`) and quoted identifiers, the way the Postgres lexer
+/// (`scan.l`) delimits them. An unterminated literal or comment ends the input.
+struct Lexer<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(buf: &'a [u8]) -> Lexer<'a> {
+        Lexer { buf, at: 0 }
+    }
+
+    fn peek(&self, offset: usize) -> Option<u8> {
+        self.buf.get(self.at + offset).copied()
+    }
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        loop {
+            let byte = self.peek(0)?;
+            match byte {
+                b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => self.at += 1,
+                b'-' if self.peek(1) == Some(b'-') => self.skip_line_comment(),
+                b'/' if self.peek(1) == Some(b'*') => self.skip_block_comment(),
+                b'\'' => {
+                    self.skip_quoted(b'\'', false);
+                    return Some(Token::Other);
+                }
+                b'"' => {
+                    self.skip_quoted(b'"', false);
+                    return Some(Token::Other);
+                }
+                b'$' => {
+                    self.skip_dollar();
+                    return Some(Token::Other);
+                }
+                b'(' | b')' | b',' | b';' => {
+                    self.at += 1;
+                    return Some(match byte {
+                        b'(' => Token::Open,
+                        b')' => Token::Close,
+                        b',' => Token::Comma,
+                        _ => Token::Semicolon,
+                    });
+                }
+                _ if is_ident_start(byte) => return Some(self.word()),
+                _ => {
+                    self.at += 1;
+                    return Some(Token::Other);
+                }
+            }
+        }
+    }
+
+    fn word(&mut self) -> Token<'a> {
+        let start = self.at;
+        while self.peek(0).is_some_and(is_ident_char) {
+            self.at += 1;
+        }
+        let word = &self.buf[start..self.at];
+        // E'…' is an escape string: a backslash escapes the next byte.
+        if word.eq_ignore_ascii_case(b"e") && self.peek(0) == Some(b'\'') {
+            self.skip_quoted(b'\'', true);
+            return Token::Other;
+        }
+        Token::Word(word)
+    }
+
+    fn skip_line_comment(&mut self) {
+        match self.buf[self.at..]
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+        {
+            Some(end) => self.at += end + 1,
+            None => self.at = self.buf.len(),
+        }
+    }
+
+    fn skip_block_comment(&mut self) {
+        let mut depth = 1usize;
+        self.at += 2;
+        while let (Some(a), Some(b)) = (self.peek(0), self.peek(1)) {
+            match (a, b) {
+                (b'/', b'*') => {
+                    depth += 1;
+                    self.at += 2;
+                }
+                (b'*', b'/') => {
+                    depth -= 1;
+                    self.at += 2;
+                    if depth == 0 {
+                        return;
+                    }
+                }
+                _ => self.at += 1,
+            }
+        }
+        self.at = self.buf.len();
+    }
+
+    /// Skips a literal delimited by `quote`, where a doubled quote is one quote character.
+    fn skip_quoted(&mut self, quote: u8, backslash_escapes: bool) {
+        self.at += 1;
+        while let Some(byte) = self.peek(0) {
+            self.at += 1;
+            if backslash_escapes && byte == b'\\' {
+                self.at += 1;
+            } else if byte == quote {
+                if self.peek(0) == Some(quote) {
+                    self.at += 1;
+                } else {
+                    return;
+                }
+            }
+        }
+        self.at = self.buf.len();
+    }
+
+    /// Skips `$tag$ … $tag$`, or a parameter `$1`, or a lone `$`.
+    fn skip_dollar(&mut self) {
+        let start = self.at;
+        self.at += 1;
+        if self.peek(0).is_some_and(|b| b.is_ascii_digit()) {
+            while self.peek(0).is_some_and(|b| b.is_ascii_digit()) {
+                self.at += 1;
+            }
+            return;
+        }
+        while self.peek(0).is_some_and(is_ident_char) && self.peek(0) != Some(b'$') {
+            self.at += 1;
+        }
+        if self.peek(0) != Some(b'$') {
+            return;
+        }
+        self.at += 1;
+        let delimiter = &self.buf[start..self.at];
+        match self.buf[self.at..]
+            .windows(delimiter.len())
+            .position(|w| w == delimiter)
+        {
+            Some(end) => self.at += end + delimiter.len(),
+            None => self.at = self.buf.len(),
+        }
+    }
+}
+
+fn is_ident_start(byte: u8) -> bool {
+    byte.is_ascii_alphabetic() || byte == b'_' || byte >= 0x80
+}
+
+fn is_ident_char(byte: u8) -> bool {
+    is_ident_start(byte) || byte.is_ascii_digit() || byte == b'$'
+}
+
+#[cfg(test)]
+mod tests;

@@ -106,6 +106,7 @@ fn decisions(c: &mut Criterion) {
                 decide(&UnitContext {
                     mode: Mode::Split,
                     session_tagged: false,
+                    pinned: false,
                     open_transaction: None,
                     detected: detector.statement(black_box(sql)),
                 })
@@ -115,5 +116,29 @@ fn decisions(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, statements, sessions, decisions);
+/// The statement-effects classifier (session features) on the same statements, plus a 4 KiB
+/// statement with no trigger word and one whose advisory lock is at its very end.
+fn classify(c: &mut Criterion) {
+    use lockroute::route::effects::effects;
+    let mut group = c.benchmark_group("effects");
+    let mut long = String::from("SELECT a FROM t WHERE b IN (");
+    while long.len() < 4000 {
+        long.push_str("'value', ");
+    }
+    long.push_str("'x')");
+    let locked = format!("{long} AND pg_try_advisory_lock(1)");
+    let cases: [(&str, &[u8]); 5] = [
+        ("claim", CLAIM.as_bytes()),
+        ("renew_lock", RENEW_LOCK.as_bytes()),
+        ("typical_read", TYPICAL_READ.as_bytes()),
+        ("no_trigger_4k", long.as_bytes()),
+        ("lock_at_4k", locked.as_bytes()),
+    ];
+    for (name, sql) in cases {
+        group.bench_function(name, |b| b.iter(|| effects(black_box(sql))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, statements, sessions, decisions, classify);
 criterion_main!(benches);

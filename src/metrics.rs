@@ -28,6 +28,7 @@ use crate::route::{Lane, Reason};
 
 mod describe;
 mod keys;
+pub mod pins;
 
 use describe::describe_all;
 use keys::*;
@@ -52,7 +53,7 @@ pub const DRAINING: &str = "lockroute_draining";
 pub const RUNTIME_TASKS: &str = "lockroute_runtime_tasks";
 
 /// Every metric lockroute exports.
-pub const ALL_NAMES: [&str; 14] = [
+pub const ALL_NAMES: [&str; 19] = [
     CLIENT_CONNECTIONS,
     CLIENT_CONNECTIONS_TOTAL,
     ROUTED_TOTAL,
@@ -67,6 +68,11 @@ pub const ALL_NAMES: [&str; 14] = [
     BUILD_INFO,
     DRAINING,
     RUNTIME_TASKS,
+    pins::PINS_TOTAL,
+    pins::PINNED_CLIENTS,
+    pins::PIN_REFUSED_TOTAL,
+    pins::DIRECT_SESSIONS,
+    pins::DIRECT_SESSIONS_MAX,
 ];
 
 /// Buckets of `lockroute_request_duration_seconds`, 0.5 ms to 10 s. A unit through a pooler on
@@ -263,6 +269,7 @@ pub fn register_all() {
     keys.gauges().for_each(|k| drop(gauge(k)));
     // A registered histogram renders its buckets with zero counts before the first sample.
     keys.histograms().for_each(|k| drop(histogram(k)));
+    pins::register();
     build_info();
 }
 

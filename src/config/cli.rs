@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
-use super::{ConfigError, LogFormat, Mode, Shown};
+use super::{ConfigError, LogFormat, Mode, Pin, Shown};
 
 #[cfg(test)]
 mod tests;
@@ -230,6 +230,11 @@ pub(super) struct RoutingArgs {
         allow_hyphen_values = true
     )]
     pub(super) lock_patterns: Vec<String>,
+    /// auto: a client whose statement would create session state (LISTEN, a session advisory
+    /// lock, a session SET, a temp table, SQL PREPARE, a WITH HOLD cursor) moves to a dedicated
+    /// direct session before it runs, for the rest of its life; off: never
+    #[arg(long, env = "LOCKROUTE_PIN", value_enum, default_value_t = Pin::Auto, ignore_case = true)]
+    pub(super) pin: Pin,
 }
 
 #[derive(Args)]

@@ -110,6 +110,26 @@ impl Mode {
     }
 }
 
+/// Whether a client that uses a session feature is moved to a dedicated direct session
+/// (`--pin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pin {
+    /// Pin before the unit runs (DESIGN.md, Routing 5).
+    Auto,
+    /// Never pin: session features behave as they do behind the pooler, and a shared direct
+    /// connection that ran one is reset before another client uses it.
+    Off,
+}
+
+impl Pin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pin::Auto => "auto",
+            Pin::Off => "off",
+        }
+    }
+}
+
 /// What decided the effective mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModeSource {
@@ -127,6 +147,8 @@ pub struct RoutingConfig {
     pub tag: String,
     /// Lock-path regexes, already checked to compile.
     pub lock_patterns: Vec<String>,
+    /// `--pin`.
+    pub pin: Pin,
 }
 
 #[derive(Debug, Clone)]
@@ -442,6 +464,7 @@ impl RoutingArgs {
         Ok(RoutingConfig {
             tag: self.tag.clone(),
             lock_patterns: lock_patterns(&self.lock_patterns, env)?,
+            pin: self.pin,
         })
     }
 }

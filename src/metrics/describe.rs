@@ -67,4 +67,5 @@ pub(super) fn describe_all() {
         Unit::Count,
         "Tokio tasks alive at the last scrape; back to its idle value once clients leave."
     );
+    super::pins::describe();
 }

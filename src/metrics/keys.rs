@@ -56,7 +56,7 @@ fn by_lane<const N: usize>(
 }
 
 /// The series of `name` for every value of its one label.
-fn by<const N: usize>(
+pub(super) fn by<const N: usize>(
     name: &'static str,
     label: &'static str,
     values: [&'static str; N],

@@ -15,6 +15,8 @@ pub struct UnitContext {
     pub mode: Mode,
     /// The client's `application_name` carries the tag word.
     pub session_tagged: bool,
+    /// The client was pinned to a dedicated direct session.
+    pub pinned: bool,
     /// The lane of the client's open transaction, if one is open.
     pub open_transaction: Option<Lane>,
     /// What detection found in the unit's statement text.
@@ -36,6 +38,7 @@ pub fn decide(unit: &UnitContext) -> Decision {
             _ => (Lane::Pooler, Reason::Default),
         },
         Mode::Split if unit.session_tagged => (Lane::Direct, Reason::SessionTag),
+        Mode::Split if unit.pinned => (Lane::Direct, Reason::Pinned),
         Mode::Split => match (unit.open_transaction, unit.detected) {
             (Some(lane), Some(_)) => (lane, Reason::InTransaction),
             (Some(lane), None) => (lane, Reason::Default),
@@ -57,6 +60,7 @@ mod tests {
         UnitContext {
             mode,
             session_tagged: tagged,
+            pinned: false,
             open_transaction: open,
             detected,
         }
@@ -98,5 +102,16 @@ mod tests {
         for (input, lane, reason) in cases {
             assert_eq!(decide(&input), Decision { lane, reason }, "{input:?}");
         }
+        let pinned = |mode, open, detected| UnitContext {
+            pinned: true,
+            ..unit(mode, false, open, detected)
+        };
+        assert_eq!(decide(&pinned(Split, None, None)).lane, D);
+        assert_eq!(
+            decide(&pinned(Split, Some(D), Some(Pattern))).reason,
+            Reason::Pinned
+        );
+        assert_eq!(decide(&pinned(Shadow, None, None)).lane, P);
+        assert_eq!(decide(&pinned(Passthrough, None, None)).lane, P);
     }
 }

@@ -35,10 +35,12 @@ pub enum Reason {
     DirectUnavailable,
     Passthrough,
     Shadow,
+    /// The client was pinned to a dedicated direct session (a session feature).
+    Pinned,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::Default,
         Reason::SessionTag,
         Reason::StatementTag,
@@ -47,6 +49,7 @@ impl Reason {
         Reason::DirectUnavailable,
         Reason::Passthrough,
         Reason::Shadow,
+        Reason::Pinned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +62,7 @@ impl Reason {
             Reason::DirectUnavailable => "direct_unavailable",
             Reason::Passthrough => "passthrough",
             Reason::Shadow => "shadow",
+            Reason::Pinned => "pinned",
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::protocol::frame::try_take;
 use crate::protocol::message::{self, Severity};
 use crate::protocol::{Frame, TxStatus, sqlstate};
 use crate::route::decide::{Decision, UnitContext, decide};
+use crate::route::effects::effects;
 use crate::route::{Lane, Reason};
 
 use super::local::Local;
@@ -60,10 +61,19 @@ impl Session {
                 self.units.stalled = Some(frame);
                 return Ok(());
             }
-            let decision = self.decide(&frame);
+            let mut decision = self.decide(&frame);
             if decision.lane != self.units.active && !self.lane_quiescent(self.units.active) {
                 self.units.stalled = Some(frame);
                 return Ok(());
+            }
+            if let Some(reason) = self.pin_needed(&frame, decision) {
+                // The client moves to a new connection: everything owed on the old one is
+                // answered first, so replies stay in order.
+                if !self.lane_quiescent(self.units.active) {
+                    self.units.stalled = Some(frame);
+                    return Ok(());
+                }
+                decision = self.pin(reason, decision).await;
             }
             let Some((lane, reason)) = self.open_lane(decision).await else {
                 self.fail_unit_locally(&frame);
@@ -99,12 +109,25 @@ impl Session {
             b'P' | b'B' | b'D' | b'C' | b'E' => true,
             _ => self.units.open,
         };
-        let virtualize = !matches!(self.direct, Direct::Dedicated { .. }) || lane == Lane::Pooler;
+        // A session-tagged client owns its connection from the start, so its statement names
+        // pass through. A pinned client's names were virtualised before it moved, and stay so.
+        let own_names = self.tagged && matches!(self.direct, Direct::Dedicated { .. });
+        let virtualize = !own_names || lane == Lane::Pooler;
         let shared_direct = lane == Lane::Direct && matches!(self.direct, Direct::Shared(_));
+        // What a statement leaves on a shared connection must be reset before another client
+        // uses it; marked before the reply arrives, in case this client leaves first.
+        let shared_effects = if shared_direct {
+            self.statements.sql_of(&frame).map(effects)
+        } else {
+            None
+        };
         let started = self.units.started;
         let Some(up) = upstream_of(&mut self.pooler, &mut self.direct, lane) else {
             unreachable!("open_lane connected the lane")
         };
+        if let Some(effects) = shared_effects {
+            up.server.note_effects(effects);
+        }
         let before = up.conn.wbuf.len();
         self.statements.forward(
             &frame,
@@ -159,6 +182,7 @@ impl Session {
         decide(&UnitContext {
             mode: self.ctx.config.mode,
             session_tagged: self.tagged,
+            pinned: self.pinned.is_some(),
             open_transaction,
             detected,
         })

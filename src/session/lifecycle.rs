@@ -103,6 +103,8 @@ async fn open(ctx: Arc<Ctx>, hello: Hello) -> Option<Session> {
         pooler,
         direct,
         tagged,
+        pinned: None,
+        pin_refused_logged: false,
         units: Units {
             active,
             open: false,

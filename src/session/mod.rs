@@ -15,6 +15,7 @@
 mod forward;
 mod lifecycle;
 pub mod local;
+mod pin;
 mod relay;
 pub mod statements;
 
@@ -32,6 +33,7 @@ use crate::protocol::frame::FrameError;
 use crate::protocol::message::{self, Severity};
 use crate::protocol::{Frame, TxStatus, sqlstate};
 use crate::route::Lane;
+use crate::route::effects::PinReason;
 use crate::upstream::Upstream;
 use crate::upstream::direct::Lease;
 
@@ -54,7 +56,7 @@ enum Direct {
     /// A session-tagged client's own connection, for its whole life.
     Dedicated {
         upstream: Upstream,
-        _permit: tokio::sync::OwnedSemaphorePermit,
+        _permit: crate::upstream::direct::SessionPermit,
     },
 }
 
@@ -69,6 +71,12 @@ struct Units {
     stalled: Option<Frame>,
     /// lockroute answers the client itself (after an upstream loss).
     local: Option<Local>,
+}
+
+/// Why a client was pinned, counted in `lockroute_pinned_clients` while it lives.
+struct Pinned {
+    reason: PinReason,
+    _gauge: crate::metrics::pins::PinGuard,
 }
 
 /// Why a session ended.
@@ -97,6 +105,10 @@ struct Session {
     direct: Direct,
     /// Session-tagged at startup (its dedicated connection may have failed to open).
     tagged: bool,
+    /// Moved to a dedicated direct session because a statement would create session state.
+    pinned: Option<Pinned>,
+    /// A refused pin has been logged for this client (once is enough).
+    pin_refused_logged: bool,
     units: Units,
     statements: Statements,
     /// The client's startup parameters, replayed on every reconnect.

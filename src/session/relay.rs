@@ -72,7 +72,14 @@ impl Session {
         };
         let unit_open = self.units.active == lane && self.units.open;
         let busy = !up.is_clean() || unit_open;
-        let dedicated = lane == Lane::Direct && self.tagged;
+        // A dedicated session's LISTENs, locks and settings died with it: the client must know.
+        let dedicated = lane == Lane::Direct && (self.tagged || self.pinned.is_some());
+        if dedicated && let Some(pinned) = &self.pinned {
+            tracing::info!(
+                reason = pinned.reason.as_str(),
+                "a pinned client's dedicated session was lost; the client is told and closed"
+            );
+        }
         if !busy {
             metrics::upstream_lost(lane, LossState::Idle);
             // Routine behind a transaction pooler: counted, not logged above debug.

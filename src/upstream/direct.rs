@@ -31,6 +31,23 @@ pub enum Unavailable {
     Connect,
 }
 
+/// Why a client could not have a dedicated direct session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SessionRefused {
+    #[error("all --direct-max-sessions dedicated direct sessions are in use")]
+    Full,
+    #[error(transparent)]
+    Unavailable(Unavailable),
+}
+
+/// One slot of the `--direct-max-sessions` budget, held for as long as a dedicated session
+/// lives, and counted in `lockroute_direct_sessions`.
+#[derive(Debug)]
+pub struct SessionPermit {
+    _permit: OwnedSemaphorePermit,
+    _gauge: metrics::pins::SessionGuard,
+}
+
 /// How long resetting a returned connection (finishing its replies, rolling back) may take.
 const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a keepalive `;` may take before the connection is given up.
@@ -107,6 +124,7 @@ impl Drop for Lease {
 
 impl DirectPool {
     pub fn new(target: Arc<LaneTarget>, config: DirectLaneConfig) -> Arc<DirectPool> {
+        metrics::pins::set_direct_sessions_max(config.max_sessions);
         Arc::new(DirectPool {
             permits: Arc::new(Semaphore::new(config.pool_size)),
             sessions: Arc::new(Semaphore::new(config.max_sessions)),
@@ -176,8 +194,42 @@ impl DirectPool {
     }
 
     /// Takes one of the `--direct-max-sessions` dedicated connection slots, if one is free.
-    pub fn try_session(&self) -> Option<OwnedSemaphorePermit> {
-        self.sessions.clone().try_acquire_owned().ok()
+    pub fn try_session(&self) -> Option<SessionPermit> {
+        let permit = self.sessions.clone().try_acquire_owned().ok()?;
+        Some(SessionPermit {
+            _permit: permit,
+            _gauge: metrics::pins::direct_session_opened(),
+        })
+    }
+
+    /// Opens a dedicated direct session for a client that is being pinned: a slot of the
+    /// `--direct-max-sessions` budget and a new connection with the client's own startup
+    /// parameters. Honours the lane's reconnect backoff, like [`DirectPool::acquire`].
+    pub async fn open_session(
+        &self,
+        params: &[(String, String)],
+    ) -> Result<(Upstream, SessionPermit), SessionRefused> {
+        if self.backoff.lock().unwrap().active(Instant::now()) {
+            return Err(SessionRefused::Unavailable(Unavailable::Backoff));
+        }
+        let permit = self.try_session().ok_or(SessionRefused::Full)?;
+        match self
+            .target
+            .connect_within(params, self.config.connect_timeout)
+            .await
+        {
+            Ok((upstream, _)) => {
+                self.backoff.lock().unwrap().succeed();
+                Ok((upstream, permit))
+            }
+            Err(e) => {
+                if self.backoff.lock().unwrap().fail(Instant::now()) {
+                    tracing::warn!(lane = "direct", reason = "direct_unavailable", error = %e,
+                        "the direct lane cannot be connected; lock-path units fall back to the pooler");
+                }
+                Err(SessionRefused::Unavailable(Unavailable::Connect))
+            }
+        }
     }
 
     fn pop_idle(&self) -> Option<Upstream> {

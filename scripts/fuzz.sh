@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]
 #
 # Environment:
-#   FUZZ_TARGETS    targets to run, space-separated (default: frame startup detect message)
+#   FUZZ_TARGETS    targets to run, space-separated (default: frame startup detect message effects session)
 #   FUZZ_SANITIZER  address or none (default: address; see below)
 #   FUZZ_BUILD      release or dev (default: release; dev compiles in about half the CPU time
 #                   and runs slower, which suits CI's short run)
@@ -27,7 +27,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 seconds=${1:-600}
-read -r -a targets <<<"${FUZZ_TARGETS:-frame startup detect message}"
+read -r -a targets <<<"${FUZZ_TARGETS:-frame startup detect message effects session}"
 sanitizer=${FUZZ_SANITIZER:-address}
 # cargo-fuzz's default build is optimised with debug assertions on; its --release turns them off.
 case ${FUZZ_BUILD:-release} in

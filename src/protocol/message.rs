@@ -175,6 +175,21 @@ pub fn error_response(buf: &mut BytesMut, severity: Severity, code: &str, messag
     });
 }
 
+/// `NoticeResponse` with severity `WARNING`, SQLSTATE and message.
+pub fn warning(buf: &mut BytesMut, code: &str, message: &str) {
+    write_frame(buf, b'N', |b| {
+        for (field, value) in [(b'S', &b"WARNING"[..]), (b'V', b"WARNING")] {
+            b.put_u8(field);
+            put_cstr(b, value);
+        }
+        b.put_u8(b'C');
+        put_cstr(b, code.as_bytes());
+        b.put_u8(b'M');
+        put_cstr(b, message.as_bytes());
+        b.put_u8(0);
+    });
+}
+
 pub fn ready_for_query(buf: &mut BytesMut, status: TxStatus) {
     write_frame(buf, b'Z', |b| b.put_u8(status.as_byte()));
 }

@@ -12,6 +12,7 @@ use crate::route::decide::{Decision, UnitContext, decide};
 use crate::route::effects::effects;
 use crate::route::{Lane, Reason};
 
+use super::deferred::Answered;
 use super::local::Local;
 use super::statements::{Outbound, Shared};
 use super::{Direct, End, Session, upstream_of};
@@ -44,6 +45,14 @@ impl Session {
             }
             if frame.tag == b'X' {
                 return Err(End::ClientGone);
+            }
+            match self.answer_tx_command(&frame) {
+                Answered::Yes => continue,
+                Answered::Stall => {
+                    self.units.stalled = Some(frame);
+                    return Ok(());
+                }
+                Answered::No => {}
             }
             // Routing may wait (a pooler reconnect, up to --connect-timeout; the direct lease):
             // never while holding a shared direct connection that owes this client nothing, or
@@ -80,6 +89,7 @@ impl Session {
                 return Ok(());
             };
             self.ctx.metrics.routed(lane, reason);
+            self.send_deferred_begin(lane);
             self.units.active = lane;
             self.units.started = Instant::now();
             let key = self.upstream(lane).and_then(|up| up.key);
@@ -244,12 +254,19 @@ impl Session {
             sqlstate::CONNECTION_FAILURE,
             msg,
         );
-        if matches!(frame.tag, b'Q' | b'F' | b'S') {
-            message::ready_for_query(&mut self.client.wbuf, TxStatus::Idle);
+        // Inside a BEGIN lockroute answered, the client's transaction is now a failed one.
+        let then = if self.units.begun.take().is_some() {
+            TxStatus::Failed
         } else {
-            self.units.local = Some(Local::DiscardToSync {
-                then: TxStatus::Idle,
-            });
+            TxStatus::Idle
+        };
+        if matches!(frame.tag, b'Q' | b'F' | b'S') {
+            message::ready_for_query(&mut self.client.wbuf, then);
+            if then == TxStatus::Failed {
+                self.units.local = Some(Local::failed_transaction());
+            }
+        } else {
+            self.units.local = Some(Local::DiscardToSync { then });
         }
         self.units.open = false;
     }

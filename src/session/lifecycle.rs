@@ -111,6 +111,8 @@ async fn open(ctx: Arc<Ctx>, hello: Hello) -> Option<Session> {
             started: Instant::now(),
             stalled: None,
             local: None,
+            begun: None,
+            local_batch: None,
         },
         statements: Statements::default(),
         params,

@@ -12,6 +12,7 @@
 //! - before a lane switch, the client is not read until the units outstanding on the other
 //!   lane are answered, so replies come back in request order.
 
+mod deferred;
 mod forward;
 mod lifecycle;
 pub mod local;
@@ -71,6 +72,10 @@ struct Units {
     stalled: Option<Frame>,
     /// lockroute answers the client itself (after an upstream loss).
     local: Option<Local>,
+    /// A `BEGIN` lockroute answered, sent on with the transaction's first real statement.
+    begun: Option<deferred::Begun>,
+    /// An extended batch of one transaction command that lockroute answers up to its `Sync`.
+    local_batch: Option<deferred::LocalBatch>,
 }
 
 /// Why a client was pinned, counted in `lockroute_pinned_clients` while it lives.
@@ -282,6 +287,8 @@ impl Session {
     fn is_idle(&self) -> bool {
         self.units.stalled.is_none()
             && self.units.local.is_none()
+            && self.units.begun.is_none()
+            && self.units.local_batch.is_none()
             && self.client.rbuf.is_empty()
             && Lane::ALL.iter().all(|&lane| {
                 self.lane_quiescent(lane)

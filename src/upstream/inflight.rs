@@ -34,6 +34,9 @@ enum Pending {
     Sync { started: Instant },
     /// A `Query` or `FunctionCall`: ends in its own `ReadyForQuery`.
     Simple { started: Instant },
+    /// A `Query` lockroute sent itself (a deferred `BEGIN`) and already answered to the client:
+    /// every reply to it, its `ReadyForQuery` included, is swallowed.
+    Injected,
 }
 
 /// A statement key and the server-side name a `Parse` prepares it under.
@@ -57,6 +60,9 @@ pub enum Reply {
         status: TxStatus,
         started: Option<Instant>,
     },
+    /// The `ReadyForQuery` of an injected `Query`: swallow it, but the server is now in
+    /// `status`.
+    InjectedDone { status: TxStatus },
 }
 
 /// The replies an upstream still owes, in request order.
@@ -129,6 +135,12 @@ impl InFlight {
         self.units += 1;
     }
 
+    /// A `Query` lockroute sends on its own behalf; its replies are all swallowed.
+    pub fn push_injected(&mut self) {
+        self.queue.push_back(Pending::Injected);
+        self.units += 1;
+    }
+
     /// Units sent whose `ReadyForQuery` has not come back.
     pub fn outstanding(&self) -> usize {
         self.units
@@ -151,6 +163,19 @@ impl InFlight {
 
     /// Classifies one backend message by its tag and body.
     pub fn on_backend(&mut self, tag: u8, body: &[u8]) -> Reply {
+        if matches!(self.queue.front(), Some(Pending::Injected)) {
+            return match tag {
+                b'Z' => {
+                    self.queue.pop_front();
+                    self.units -= 1;
+                    let status = ready_status(body).unwrap_or(TxStatus::Idle);
+                    Reply::InjectedDone { status }
+                }
+                // Notices and parameter changes are still the client's to see.
+                b'N' | b'S' | b'A' => Reply::Forward,
+                _ => Reply::Swallow,
+            };
+        }
         match tag {
             b'1' => match self.queue.front() {
                 Some(Pending::Parse { .. }) => {
@@ -198,6 +223,7 @@ impl InFlight {
                             started = Some(s);
                             break;
                         }
+                        Pending::Injected => unreachable!("an injected Query is answered first"),
                     }
                 }
                 Reply::UnitDone { status, started }

@@ -144,6 +144,12 @@ impl Server {
         self.inflight.push_simple(started);
     }
 
+    /// A `Query` lockroute answered to the client itself (a deferred `BEGIN`).
+    pub fn sent_injected(&mut self) {
+        self.unnamed_slot = None;
+        self.inflight.push_injected();
+    }
+
     pub fn sent_sync(&mut self, started: Instant) {
         self.inflight.push_sync(started);
     }
@@ -171,6 +177,16 @@ impl Server {
                 } else {
                     Verdict::Forward
                 }
+            }
+            Reply::InjectedDone { status } => {
+                if status != TxStatus::InTransaction {
+                    // Only a BEGIN lockroute recognised is deferred, so this is unexpected; the
+                    // client's transaction then runs in autocommit, and the log says so.
+                    tracing::warn!(status = ?status, "a deferred BEGIN did not open a transaction");
+                }
+                self.status = status;
+                self.last_used = now;
+                Verdict::Swallow
             }
             Reply::UnitDone { status, started } => {
                 self.status = status;

@@ -25,7 +25,7 @@ use crate::context::Ctx;
 use crate::metrics;
 use crate::route::Lane;
 use crate::route::detect::Detector;
-use crate::startup::ScramVerifier;
+use crate::startup::scram::ScramVerifier;
 use crate::upstream::LaneTarget;
 use crate::upstream::direct::DirectPool;
 use crate::upstream::tls::UpstreamTls;

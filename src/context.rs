@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cancel::CancelRegistry;
 use crate::config::Config;
 use crate::route::detect::Detector;
-use crate::startup::ScramVerifier;
+use crate::startup::scram::ScramVerifier;
 use crate::upstream::LaneTarget;
 use crate::upstream::direct::DirectPool;
 

@@ -6,7 +6,7 @@
 use std::io;
 
 use bytes::{Buf, BufMut, BytesMut};
-use pgwire::api::auth::sasl::scram::{ScramSecret, ScramServerAuth, gen_salted_password};
+use pgwire::api::auth::sasl::scram::ScramServerAuth;
 use tokio::net::TcpStream;
 
 use crate::context::Ctx;
@@ -16,51 +16,14 @@ use crate::protocol::message::{self, Severity, cstr};
 use crate::protocol::startup::{self as packet, StartupPacket};
 use crate::protocol::{BackendKey, sqlstate};
 
+pub mod scram;
+
+use self::scram::ScramVerifier;
+
 /// A SASL message is small; anything larger is not a password exchange.
 const MAX_AUTH_MESSAGE: usize = 8 * 1024;
 /// A TLS record starts with this byte: a client using `sslnegotiation=direct` (PG17+).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
-const SCRAM_ITERATIONS: usize = 4096;
-
-/// The client's SCRAM credentials, derived once at start from the configured password, so no
-/// password is kept in memory per connection.
-pub struct ScramVerifier {
-    pub user: String,
-    salt: Vec<u8>,
-    stored_key: Vec<u8>,
-    server_key: Vec<u8>,
-}
-
-impl ScramVerifier {
-    pub fn new(user: &str, password: &str) -> ScramVerifier {
-        let salt = rand::random::<[u8; 16]>().to_vec();
-        let salted = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
-        let ScramSecret::Verifier {
-            stored_key,
-            server_key,
-            ..
-        } = ScramSecret::verifier_from_salted_password(salt.clone(), salted, SCRAM_ITERATIONS)
-        else {
-            unreachable!("verifier_from_salted_password returns a Verifier")
-        };
-        ScramVerifier {
-            user: user.to_owned(),
-            salt,
-            stored_key,
-            server_key,
-        }
-    }
-
-    fn secret(&self) -> ScramSecret {
-        ScramSecret::Verifier {
-            salt: self.salt.clone(),
-            iterations: SCRAM_ITERATIONS,
-            stored_key: self.stored_key.clone(),
-            server_key: self.server_key.clone(),
-        }
-    }
-}
-
 /// An authenticated client, ready for its upstreams.
 pub struct Hello {
     pub conn: Conn,

@@ -46,11 +46,12 @@ fuzz_target!(|data: &[u8]| {
     );
 
     for mode in Mode::ALL {
-        for session_tagged in [false, true] {
+        for (session_tagged, pinned) in [(false, false), (true, false), (false, true)] {
             for open_transaction in [None, Some(Lane::Pooler), Some(Lane::Direct)] {
                 let unit = UnitContext {
                     mode,
                     session_tagged,
+                    pinned,
                     open_transaction,
                     detected: found,
                 };
@@ -70,6 +71,13 @@ fn check_decision(unit: &UnitContext) {
             assert_eq!(
                 (decision.lane, decision.reason),
                 (Lane::Direct, Reason::SessionTag)
+            )
+        }
+        // A pinned client runs everything on its own session.
+        Mode::Split if unit.pinned => {
+            assert_eq!(
+                (decision.lane, decision.reason),
+                (Lane::Direct, Reason::Pinned)
             )
         }
         // A transaction never spans lanes.

@@ -2,6 +2,7 @@
 
 pub mod decide;
 pub mod detect;
+pub mod presets;
 
 /// Where a unit runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

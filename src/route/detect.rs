@@ -90,7 +90,7 @@ pub enum PatternError {
     #[error("lock patterns are too large together: {source}")]
     Set {
         #[source]
-        source: regex_automata::meta::BuildError,
+        source: Box<regex_automata::meta::BuildError>,
     },
 }
 

@@ -71,7 +71,8 @@ impl Builder {
     }
 }
 
-fn compile(patterns: &[String]) -> Result<meta::Regex, BuildError> {
+/// The error is boxed: it is large, and only start-up ever sees one.
+fn compile(patterns: &[String]) -> Result<meta::Regex, Box<BuildError>> {
     let config = meta::Config::new()
         .match_kind(MatchKind::LeftmostFirst)
         .utf8_empty(false)
@@ -82,4 +83,5 @@ fn compile(patterns: &[String]) -> Result<meta::Regex, BuildError> {
         .configure(config)
         .syntax(syntax::Config::new().utf8(false))
         .build_many(patterns)
+        .map_err(Box::new)
 }

@@ -386,4 +386,4 @@ fn block_comment(buf: &[u8], start: usize) -> Option<Comment> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

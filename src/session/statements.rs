@@ -320,3 +320,6 @@ fn put_bind(wbuf: &mut BytesMut, body: &[u8], statement: &[u8]) -> Option<()> {
     });
     Some(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -19,7 +19,8 @@
 //! Every scan is bounded, so a hostile multi-megabyte statement costs no more than a short one:
 //! at most [`COMMENT_SCAN_LIMIT`] bytes of leading whitespace and comments are skipped, the text
 //! rules see at most [`MATCH_PREFIX_LIMIT`] bytes of the text after them, and the name rules at
-//! most [`NAME_LIMIT`] bytes of the name. The detector never reads past byte
+//! most [`NAME_LIMIT`] bytes of the name, and the comment rules the first
+//! [`COMMENT_RULE_LIMIT`] leading comments. The detector never reads past byte
 //! `COMMENT_SCAN_LIMIT + MATCH_PREFIX_LIMIT` of its input.
 //!
 //! gbrain's lock path (`MinionQueue.claim()`, `MinionQueue.renewLock()` and the
@@ -42,6 +43,11 @@ pub const MATCH_PREFIX_LIMIT: usize = 4096;
 /// How many bytes of an extended-protocol statement name the name rules may look at. Client
 /// libraries' names are short (`get_job/graphile_worker`); longer ones are cut, not refused.
 pub const NAME_LIMIT: usize = 256;
+
+/// How many leading comments the comment rules look at. River's sqlc header is the first line,
+/// and one or two tracing comments may come before it; the bound keeps a statement made of a
+/// thousand tiny comments from costing a thousand regex searches.
+pub const COMMENT_RULE_LIMIT: usize = 4;
 
 /// How many bytes of leading whitespace and comments are scanned before giving up.
 ///
@@ -281,6 +287,7 @@ impl Detector {
         let window = &sql[..sql.len().min(COMMENT_SCAN_LIMIT)];
         let mut at = 0;
         let mut matched = None;
+        let mut comments = 0;
         while let Some(&byte) = window.get(at) {
             if is_pg_space(byte) {
                 at += 1;
@@ -305,9 +312,10 @@ impl Detector {
             if contains(body, &self.tag) {
                 return Leading::Tagged;
             }
-            if matched.is_none() {
+            if matched.is_none() && comments < COMMENT_RULE_LIMIT {
                 matched = self.rules.comment.find(body);
             }
+            comments += 1;
             at = comment.end;
         }
         Leading::NoText

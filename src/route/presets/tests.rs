@@ -261,7 +261,7 @@ fn tag_wins_over_a_statement_name_and_a_comment_rule() {
 
 #[test]
 fn comment_and_name_signals_stay_inside_their_bounds() {
-    use crate::route::detect::{COMMENT_SCAN_LIMIT, NAME_LIMIT};
+    use crate::route::detect::{COMMENT_RULE_LIMIT, COMMENT_SCAN_LIMIT, NAME_LIMIT};
     let detector = Detector::with_defaults(TAG);
     // A comment rule counts only for a terminated comment inside the scan window.
     let far = format!(
@@ -271,6 +271,12 @@ fn comment_and_name_signals_stay_inside_their_bounds() {
     assert_eq!(detector.statement_named(b"", far.as_bytes()), None);
     let open = "-- name: JobGetAvailable :many";
     assert_eq!(detector.statement_named(b"", open.as_bytes()), None);
+    // Comment rules look at the first COMMENT_RULE_LIMIT leading comments only.
+    let header = "-- name: JobGetAvailable :many\nSELECT 1";
+    let within = format!("{}{header}", "/* t */ ".repeat(COMMENT_RULE_LIMIT - 1));
+    let beyond = format!("{}{header}", "/* t */ ".repeat(COMMENT_RULE_LIMIT));
+    assert!(detector.statement_named(b"", within.as_bytes()).is_some());
+    assert_eq!(detector.statement_named(b"", beyond.as_bytes()), None);
     // A comment that is not leading is part of the text and no comment rule sees it.
     let inner = "SELECT 1 -- name: JobGetAvailable :many\n";
     assert_eq!(detector.statement_named(b"", inner.as_bytes()), None);

@@ -19,10 +19,13 @@ argument is absent or -. The routing flags read the same variables as the proxy 
 the answer is the proxy's. A bad value exits with status 64.";
 
 #[derive(Parser)]
-#[command(name = "lockroute explain", about = ABOUT, after_help = AFTER_HELP)]
+#[command(
+    name = "lockroute explain",
+    bin_name = "lockroute explain",
+    about = ABOUT,
+    after_help = AFTER_HELP
+)]
 struct ExplainCli {
-    #[command(flatten)]
-    routing: RoutingArgs,
     /// Print one JSON object instead of lines
     #[arg(long)]
     json: bool,
@@ -33,6 +36,8 @@ struct ExplainCli {
     /// The statement [default: read from stdin]
     #[arg(value_name = "STATEMENT", allow_hyphen_values = true)]
     statement: Option<String>,
+    #[command(flatten)]
+    routing: RoutingArgs,
 }
 
 /// What `lockroute explain` was asked.

@@ -206,7 +206,11 @@ fn build_context(config: Arc<Config>) -> Result<Ctx, AppError> {
         ClientAuth::Trust => None,
     };
     Ok(Ctx {
-        detector: Detector::new(&config.routing.tag, &config.routing.lock_patterns)?,
+        detector: Detector::build(
+            &config.routing.tag,
+            &config.routing.presets,
+            &config.routing.lock_patterns,
+        )?,
         pooler,
         direct: DirectPool::new(direct, config.direct_lane.clone()),
         cancels: Arc::new(CancelRegistry::default()),

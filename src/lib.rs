@@ -14,12 +14,14 @@
 //!
 //! Around it: [`config`] (validated, immutable), [`metrics`] and [`admin`] (`/metrics`,
 //! `/healthz`, `/readyz`), and [`app`], which wires them together and owns the drain.
+//! [`explain`] is the `lockroute explain` subcommand: the routing answer for one statement.
 
 pub mod admin;
 pub mod app;
 pub mod cancel;
 pub mod config;
 pub mod context;
+pub mod explain;
 pub mod listener;
 pub mod metrics;
 pub mod net;

@@ -1,6 +1,7 @@
 //! Entry point: parse the configuration, set up logging, run the application, and turn the
 //! outcome into an exit code. A bad configuration exits with 64 (`EX_USAGE`) and one line on
-//! stderr; `--help` and `--version` print to stdout and exit 0.
+//! stderr; `--help` and `--version` print to stdout and exit 0. `lockroute explain …` goes to
+//! [`lockroute::explain`] instead.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -10,7 +11,14 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
 fn main() -> ExitCode {
-    let config = match Config::from_args(std::env::args_os(), &|k| std::env::var(k).ok()) {
+    let env = |k: &str| std::env::var(k).ok();
+    // `lockroute explain …` is a subcommand with its own flags; everything else is the proxy.
+    let mut args = std::env::args_os().peekable();
+    let program = args.next();
+    if args.peek().is_some_and(|a| a == "explain") {
+        return lockroute::explain::main(args, &env);
+    }
+    let config = match Config::from_args(program.into_iter().chain(args), &env) {
         Ok(config) => config,
         Err(err @ ConfigError::Info { .. }) => {
             print!("{err}");

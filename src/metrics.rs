@@ -24,6 +24,8 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Mode;
+use crate::route::detect::LockMatch;
+use crate::route::presets::{Kind, PresetId};
 use crate::route::{Lane, Reason};
 
 mod describe;
@@ -51,9 +53,11 @@ pub const DRAINING: &str = "lockroute_draining";
 /// Gauge: tokio tasks alive now, taken at each scrape. One per client plus a few fixed ones;
 /// once clients leave it must return to its idle value, or a task is leaking.
 pub const RUNTIME_TASKS: &str = "lockroute_runtime_tasks";
+/// Counter: units routed because a lock rule matched, by the rule's `preset` and `kind`.
+pub const LOCK_PATH_TOTAL: &str = "lockroute_lock_path_total";
 
 /// Every metric lockroute exports.
-pub const ALL_NAMES: [&str; 19] = [
+pub const ALL_NAMES: [&str; 20] = [
     CLIENT_CONNECTIONS,
     CLIENT_CONNECTIONS_TOTAL,
     ROUTED_TOTAL,
@@ -73,6 +77,7 @@ pub const ALL_NAMES: [&str; 19] = [
     pins::PIN_REFUSED_TOTAL,
     pins::DIRECT_SESSIONS,
     pins::DIRECT_SESSIONS_MAX,
+    LOCK_PATH_TOTAL,
 ];
 
 /// Buckets of `lockroute_request_duration_seconds`, 0.5 ms to 10 s. A unit through a pooler on
@@ -276,6 +281,21 @@ pub fn register_all() {
 /// A unit was routed to `lane` because of `reason`.
 pub fn routed(lane: Lane, reason: Reason) {
     counter(&KEYS.routed[lane as usize][reason as usize]).increment(1);
+}
+
+/// A unit was routed because the lock rule `lock` matched.
+pub fn lock_path(lock: LockMatch) {
+    if let Some(key) = &KEYS.lock_path[lock.preset as usize][lock.kind as usize] {
+        counter(key).increment(1);
+    }
+}
+
+/// The `(preset, kind)` series of `lockroute_lock_path_total`: each built-in preset with the
+/// kinds its rules report, and `custom` with `unknown`. Closed, and exported at zero.
+pub fn lock_path_series() -> impl Iterator<Item = (PresetId, Kind)> {
+    PresetId::ALL
+        .into_iter()
+        .flat_map(|preset| preset.kinds().map(move |kind| (preset, kind)))
 }
 
 /// A connect attempt to `lane` finished.

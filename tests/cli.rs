@@ -1,7 +1,8 @@
 //! The real binary's command line: help, version and configuration failures. Only failures are
 //! tested here, because a valid configuration starts the proxy.
 
-use std::process::{Command, Output};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 
 /// Runs lockroute with `args` and `vars`, after removing every variable it reads, so the
 /// developer's or CI's environment cannot change the outcome.
@@ -24,7 +25,7 @@ fn stderr_lines(out: &Output) -> Vec<String> {
         .collect()
 }
 
-const CONTRACT: [(&str, &str); 12] = [
+const CONTRACT: [(&str, &str); 13] = [
     ("--listen", "LOCKROUTE_LISTEN"),
     ("--pooler-url", "LOCKROUTE_POOLER_URL"),
     ("--direct-url", "LOCKROUTE_DIRECT_URL"),
@@ -37,6 +38,7 @@ const CONTRACT: [(&str, &str); 12] = [
     ("--client-auth", "LOCKROUTE_CLIENT_AUTH"),
     ("--drain-timeout", "LOCKROUTE_DRAIN_TIMEOUT"),
     ("--log-format", "LOCKROUTE_LOG_FORMAT"),
+    ("--preset", "LOCKROUTE_PRESETS"),
 ];
 
 #[test]
@@ -62,7 +64,9 @@ fn help_flag_exits_zero_and_documents_every_contract_flag() {
         "[default: text]",
         "[default: the pooler URL with its port set to 5432]",
         "[default: the pooler URL's password]",
-        "[default: gbrain's claim, renewLock and cycle-lock refresh]",
+        "adds to the presets, it does not replace them",
+        "[default: every built-in preset]",
+        "gbrain, pg-boss, graphile-worker, procrastinate, pgqueuer, river, oban, solid-queue, good-job, que",
         "[default: 64MiB]",
     ] {
         assert!(help.contains(needle), "help lacks {needle}");
@@ -181,4 +185,95 @@ fn bad_pooler_url_exits_64_without_echoing_password() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("lockroute: --pooler-url: "), "{stderr}");
     assert!(!stderr.contains(secret), "{stderr}");
+}
+
+#[test]
+fn unknown_preset_exits_64_with_one_line_naming_flag() {
+    let url = ("LOCKROUTE_POOLER_URL", "postgres://u:pw@h:6543/d");
+    for (args, vars) in [
+        (&["--preset", "pgboss"][..], &[url][..]),
+        (&[][..], &[url, ("LOCKROUTE_PRESETS", "oban,sidekiq")][..]),
+    ] {
+        let out = run(args, vars);
+        assert_eq!(out.status.code(), Some(64), "{args:?} {vars:?}");
+        let lines = stderr_lines(&out);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("lockroute: --preset: unknown preset \""),
+            "{lines:?}"
+        );
+    }
+}
+
+/// Runs `lockroute explain` with `stdin` piped in.
+fn explain(args: &[&str], vars: &[(&str, &str)], stdin: &str) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lockroute"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("LOCKROUTE_") {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd.arg("explain").args(args).envs(vars.iter().copied());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("lockroute explain runs");
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    pipe.write_all(stdin.as_bytes()).expect("stdin written");
+    drop(pipe);
+    child.wait_with_output().expect("lockroute explain exits")
+}
+
+#[test]
+fn explain_reads_stdin_and_prints_lane_reason_preset_kind_retry_and_pin() {
+    let out = explain(
+        &[],
+        &[],
+        "UPDATE pgqueuer SET heartbeat = NOW() WHERE id = ANY($1::bigint[])\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "lane: direct\nreason: pattern\npreset: pgqueuer\nkind: heartbeat\nretry: safe\n\
+         rule: build_update_heartbeat_query()\nsignal: text\npin: none\n"
+    );
+}
+
+#[test]
+fn explain_json_uses_the_name_and_the_proxy_environment() {
+    let out = explain(
+        &["--json", "--name", "get_job/graphile_worker", "select 1"],
+        &[],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(json["lane"], "direct");
+    assert_eq!(json["preset"], "graphile-worker");
+    assert_eq!(json["kind"], "claim");
+    assert_eq!(json["retry"], "unsafe");
+    assert_eq!(json["pin"], serde_json::Value::Null);
+    // LOCKROUTE_PRESETS=none, as the proxy would read it: the same statement stays pooled.
+    let off = explain(
+        &["--json", "--name", "get_job/graphile_worker", "select 1"],
+        &[("LOCKROUTE_PRESETS", "none")],
+        "",
+    );
+    let json: serde_json::Value = serde_json::from_slice(&off.stdout).expect("one JSON object");
+    assert_eq!(
+        (json["lane"].as_str(), json["reason"].as_str()),
+        (Some("pooler"), Some("default"))
+    );
+}
+
+#[test]
+fn explain_bad_flag_exits_64_with_one_line() {
+    let out = explain(&["--lock-pattern", "(oops", "select 1"], &[], "");
+    assert_eq!(out.status.code(), Some(64));
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("lockroute explain: --lock-pattern: invalid regex"),
+        "{lines:?}"
+    );
 }

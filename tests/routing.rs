@@ -127,7 +127,7 @@ async fn session_tagged_client_runs_on_a_dedicated_direct_connection() {
 }
 
 #[tokio::test]
-async fn custom_lock_pattern_replaces_the_defaults() {
+async fn custom_lock_pattern_adds_to_the_presets() {
     let proxy = Proxy::start(&["--lock-pattern", r"(?i)^select\s+'lock-path'"]).await;
     let client = proxy.connect().await;
     let user: String = client
@@ -148,6 +148,22 @@ async fn custom_lock_pattern_replaces_the_defaults() {
             .await
             >= 1.0
     );
+    assert!(
+        proxy
+            .metric("lockroute_lock_path_total{preset=\"custom\",kind=\"unknown\"}")
+            .await
+            >= 1.0
+    );
+    // The presets still apply: a River header sends its statement direct.
+    let river: String = client
+        .query_one(
+            "-- name: JobGetAvailable :many\nselect current_user::text",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(river, "app");
     proxy.stop().await;
 }
 

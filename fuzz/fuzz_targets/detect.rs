@@ -1,8 +1,10 @@
-//! The detector and the routing decision on arbitrary statement bytes (valid UTF-8 or not).
+//! The detector (every built-in preset loaded) and the routing decision on arbitrary statement
+//! bytes (valid UTF-8 or not), and on arbitrary statement names.
 //!
-//! Detection never reads past its documented bound, a tag is only ever found where the scan
-//! may look, an untagged leading comment changes nothing, and the decision keeps the routing
-//! rules of DESIGN.md for every mode, session tag and open transaction.
+//! Detection never reads past its documented bounds, a tag is only ever found where the scan
+//! may look, an untagged leading comment changes nothing, a lock rule is reported exactly when
+//! the reason is a pattern, and the decision keeps the routing rules of DESIGN.md for every
+//! mode, session tag and open transaction.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -10,7 +12,7 @@ use std::sync::LazyLock;
 use libfuzzer_sys::fuzz_target;
 use lockroute::config::Mode;
 use lockroute::route::decide::{UnitContext, decide};
-use lockroute::route::detect::{COMMENT_SCAN_LIMIT, Detector, MATCH_PREFIX_LIMIT};
+use lockroute::route::detect::{COMMENT_SCAN_LIMIT, Detector, MATCH_PREFIX_LIMIT, NAME_LIMIT};
 use lockroute::route::{Lane, Reason};
 
 const TAG: &str = "lockroute:direct";
@@ -44,6 +46,27 @@ fuzz_target!(|data: &[u8]| {
         detector.session_tagged(data),
         contains(data, TAG.as_bytes())
     );
+
+    // The input up to its first NUL as a statement name, the rest as the statement.
+    let (name, sql) = match data.iter().position(|&b| b == 0) {
+        Some(at) => (&data[..at], &data[at + 1..]),
+        None => (&data[..0], data),
+    };
+    let named = detector.statement_named(name, sql);
+    if let Some(detection) = named {
+        assert_eq!(
+            detection.lock.is_some(),
+            detection.reason == Reason::Pattern
+        );
+    }
+    // A name is read only up to NAME_LIMIT, and it never beats a statement tag.
+    assert_eq!(
+        detector.statement_named(&name[..name.len().min(NAME_LIMIT)], sql),
+        named
+    );
+    if detector.statement(sql) == Some(Reason::StatementTag) {
+        assert_eq!(named.map(|d| d.reason), Some(Reason::StatementTag));
+    }
 
     for mode in Mode::ALL {
         for (session_tagged, pinned) in [(false, false), (true, false), (false, true)] {

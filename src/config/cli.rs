@@ -17,7 +17,7 @@ mod tests;
 impl ConfigError {
     /// Maps clap's error to one line, flag first. clap's own message is several lines and can
     /// echo a stray argument verbatim, which might be a URL with a password: never echo that.
-    fn from_clap(err: clap::Error) -> ConfigError {
+    pub(super) fn from_clap(err: clap::Error) -> ConfigError {
         let kind = err.kind();
         if matches!(kind, ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
             return ConfigError::Info {
@@ -221,9 +221,9 @@ pub(super) struct RoutingArgs {
         value_name = "WORD"
     )]
     pub(super) tag: String,
-    /// A statement regex that means "lock path" (repeatable; replaces the defaults)
-    /// [env: LOCKROUTE_LOCK_PATTERNS, one regex per line]
-    /// [default: gbrain's claim, renewLock and cycle-lock refresh]
+    /// A statement regex that means "lock path" (repeatable; adds to the presets, it does not
+    /// replace them) [env: LOCKROUTE_LOCK_PATTERNS, one regex per line] [default: none; the
+    /// presets hold gbrain's claim, renewLock and cycle-lock refresh]
     #[arg(
         long = "lock-pattern",
         value_name = "REGEX",
@@ -235,6 +235,16 @@ pub(super) struct RoutingArgs {
     /// direct session before it runs, for the rest of its life; off: never
     #[arg(long, env = "LOCKROUTE_PIN", value_enum, default_value_t = Pin::Auto, ignore_case = true)]
     pub(super) pin: Pin,
+    /// A built-in job-queue preset (repeatable, or a comma list): gbrain, pg-boss,
+    /// graphile-worker, procrastinate, pgqueuer, river, oban, solid-queue, good-job, que;
+    /// none turns them all off [default: every built-in preset]
+    #[arg(
+        long = "preset",
+        env = "LOCKROUTE_PRESETS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub(super) presets: Vec<String>,
 }
 
 #[derive(Args)]

@@ -18,7 +18,10 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
+use crate::route::presets::PresetId;
+
 mod cli;
+mod explain;
 mod url;
 mod values;
 
@@ -29,6 +32,7 @@ mod tests;
 
 pub use self::cli::Cli;
 use self::cli::{AuthArg, ClientArgs, DirectArgs, RoutingArgs, TlsArg, UpstreamArgs};
+pub use self::explain::ExplainConfig;
 pub use self::url::UrlError;
 use self::values::{
     count, duration, message_size, non_empty, readable, readable_flag, socket_addr,
@@ -145,10 +149,13 @@ pub enum ModeSource {
 pub struct RoutingConfig {
     /// The tag word (`--tag`).
     pub tag: String,
-    /// Lock-path regexes, already checked to compile.
+    /// The custom lock-path regexes (`--lock-pattern`), already checked to compile. They add
+    /// to the presets.
     pub lock_patterns: Vec<String>,
     /// `--pin`.
     pub pin: Pin,
+    /// The enabled job-queue presets (`--preset`), in the order given, without repeats.
+    pub presets: Vec<PresetId>,
 }
 
 #[derive(Debug, Clone)]
@@ -310,6 +317,13 @@ pub enum ConfigError {
     #[error("--lock-pattern: an empty pattern would match every statement")]
     EmptyPattern,
     #[error(
+        "--preset: unknown preset {value}: expected none or any of {}",
+        preset_names()
+    )]
+    Preset { value: Shown },
+    #[error("--preset: none turns every preset off and cannot be combined with {value}")]
+    PresetNone { value: Shown },
+    #[error(
         "--client-auth: trust is refused unless --listen is a loopback address (it is {listen})"
     )]
     TrustNotLoopback { listen: SocketAddr },
@@ -465,13 +479,51 @@ impl RoutingArgs {
             tag: self.tag.clone(),
             lock_patterns: lock_patterns(&self.lock_patterns, env)?,
             pin: self.pin,
+            presets: presets(&self.presets)?,
         })
     }
 }
 
-/// Flags win over `LOCKROUTE_LOCK_PATTERNS`, which wins over the defaults. The variable holds
-/// one regex per line; blank lines and surrounding whitespace are dropped, so a YAML block
-/// scalar works as written.
+/// The built-in preset names, for the error line.
+fn preset_names() -> String {
+    PresetId::BUILT_IN.map(PresetId::as_str).join(", ")
+}
+
+/// `--preset` values (clap has already split `LOCKROUTE_PRESETS` at commas). Blank items are
+/// dropped, so `a,,b` and a trailing comma work; no item at all means every built-in preset.
+/// Names are exact and lower case, as DESIGN.md writes them.
+fn presets(values: &[String]) -> Result<Vec<PresetId>, ConfigError> {
+    let names: Vec<&str> = values
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Ok(PresetId::BUILT_IN.to_vec());
+    }
+    if names.contains(&"none") {
+        return match names.iter().find(|n| **n != "none") {
+            Some(other) => Err(ConfigError::PresetNone {
+                value: Shown::new(other),
+            }),
+            None => Ok(Vec::new()),
+        };
+    }
+    let mut presets = Vec::new();
+    for name in names {
+        let preset = PresetId::from_name(name).ok_or(ConfigError::Preset {
+            value: Shown::new(name),
+        })?;
+        if !presets.contains(&preset) {
+            presets.push(preset);
+        }
+    }
+    Ok(presets)
+}
+
+/// Flags win over `LOCKROUTE_LOCK_PATTERNS`; either adds to the presets, and by default there
+/// are none. The variable holds one regex per line; blank lines and surrounding whitespace are
+/// dropped, so a YAML block scalar works as written.
 fn lock_patterns(
     flags: &[String],
     env: &dyn Fn(&str) -> Option<String>,
@@ -485,13 +537,8 @@ fn lock_patterns(
         .collect();
     let patterns = if !flags.is_empty() {
         flags.to_vec()
-    } else if !from_env.is_empty() {
-        from_env
     } else {
-        crate::route::detect::DEFAULT_LOCK_PATTERNS
-            .iter()
-            .map(|p| (*p).to_owned())
-            .collect()
+        from_env
     };
     for pattern in &patterns {
         check_regex(pattern)?;

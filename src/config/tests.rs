@@ -14,10 +14,8 @@ fn defaults_only_pooler_url_match_contract() {
     assert_eq!(c.admin_listen, "127.0.0.1:9465".parse().unwrap());
     assert_eq!((c.mode, c.mode_source), (Mode::Split, ModeSource::Flag));
     assert_eq!(c.routing.tag, "lockroute:direct");
-    assert_eq!(
-        c.routing.lock_patterns,
-        crate::route::detect::DEFAULT_LOCK_PATTERNS
-    );
+    assert!(c.routing.lock_patterns.is_empty());
+    assert_eq!(c.routing.presets, PresetId::BUILT_IN);
     assert_eq!(
         (c.direct_lane.pool_size, c.direct_lane.max_sessions),
         (1, 4)
@@ -278,16 +276,66 @@ fn tls_files_must_come_in_readable_pairs() {
 }
 
 #[test]
-fn lock_patterns_flags_then_env_then_defaults() {
+fn presets_default_to_all_and_take_names_lists_and_none() {
+    use PresetId::{GraphileWorker, Oban, PgBoss};
+    let presets = |flags: &[&str]| parse(flags).unwrap().routing.presets;
+    assert_eq!(presets(&[]), PresetId::BUILT_IN);
+    assert_eq!(presets(&["--preset", "oban"]), [Oban]);
+    assert_eq!(
+        presets(&[
+            "--preset",
+            "pg-boss",
+            "--preset",
+            "graphile-worker,oban,pg-boss"
+        ]),
+        [PgBoss, GraphileWorker, Oban]
+    );
+    assert_eq!(presets(&["--preset", "none"]), []);
+    assert_eq!(presets(&["--preset", "none,none"]), []);
+    assert_eq!(presets(&["--preset", " oban , ,"]), [Oban]);
+    // Custom patterns add to the presets.
+    let both = parse(&["--preset", "oban", "--lock-pattern", "^x"]).unwrap();
+    assert_eq!(
+        (both.routing.presets, both.routing.lock_patterns),
+        (vec![Oban], vec!["^x".to_owned()])
+    );
+}
+
+#[test]
+fn preset_unknown_or_mixed_with_none_is_one_line_naming_flag() {
+    let line = assert_error(
+        parse(&["--preset", "pgboss"]),
+        "--preset: unknown preset \"pgboss\": expected none or any of gbrain, pg-boss,",
+    );
+    assert!(line.ends_with("good-job, que"), "{line}");
+    assert_error(
+        parse(&["--preset", "Oban"]),
+        "--preset: unknown preset \"Oban\"",
+    );
+    assert_error(
+        parse(&["--preset", "custom"]),
+        "--preset: unknown preset \"custom\"",
+    );
+    assert_error(
+        parse(&["--preset", "none,oban"]),
+        "--preset: none turns every preset off and cannot be combined with \"oban\"",
+    );
+}
+
+#[test]
+fn lock_patterns_flags_then_env_then_none() {
     let env = env_of(&[("LOCKROUTE_LOCK_PATTERNS", "  ^UPDATE a\r\n\n^UPDATE b  \n")]);
     let from_env = parse_with(&[], &env).unwrap().routing.lock_patterns;
     assert_eq!(from_env, ["^UPDATE a", "^UPDATE b"]);
     let flags = parse_with(&["--lock-pattern", "^x", "--lock-pattern", "-y"], &env).unwrap();
     assert_eq!(flags.routing.lock_patterns, ["^x", "-y"]);
     let blank_env = env_of(&[("LOCKROUTE_LOCK_PATTERNS", " \n")]);
-    assert_eq!(
-        parse_with(&[], &blank_env).unwrap().routing.lock_patterns,
-        crate::route::detect::DEFAULT_LOCK_PATTERNS
+    assert!(
+        parse_with(&[], &blank_env)
+            .unwrap()
+            .routing
+            .lock_patterns
+            .is_empty()
     );
 }
 

@@ -62,6 +62,11 @@ pub(super) fn describe_all() {
         Unit::Count,
         "1 once a shutdown signal has started the drain."
     );
+    describe_counter!(
+        LOCK_PATH_TOTAL,
+        Unit::Count,
+        "Units routed because a lock rule matched, by preset (a built-in queue or custom) and kind."
+    );
     describe_gauge!(
         RUNTIME_TASKS,
         Unit::Count,

@@ -5,6 +5,8 @@ use std::time::Duration;
 use metrics::{Counter, Histogram};
 
 use super::{Direction, KEYS, LANES, counter, histogram};
+use crate::route::detect::LockMatch;
+use crate::route::presets::{Kind, PresetId};
 use crate::route::{Lane, Reason};
 
 /// Handles of the series that move on every unit, resolved once.
@@ -18,6 +20,7 @@ pub struct Hot {
     routed: [[Counter; Reason::ALL.len()]; LANES],
     bytes: [[Counter; Direction::ALL.len()]; LANES],
     request_duration: [Histogram; LANES],
+    lock_path: [[Option<Counter>; Kind::ALL.len()]; PresetId::ALL.len()],
 }
 
 impl Hot {
@@ -30,11 +33,22 @@ impl Hot {
                 .map(|row| row.each_ref().map(counter)),
             bytes: keys.bytes.each_ref().map(|row| row.each_ref().map(counter)),
             request_duration: keys.request_duration.each_ref().map(histogram),
+            lock_path: keys
+                .lock_path
+                .each_ref()
+                .map(|row| row.each_ref().map(|key| key.as_ref().map(counter))),
         }
     }
 
     pub fn routed(&self, lane: Lane, reason: Reason) {
         self.routed[lane as usize][reason as usize].increment(1);
+    }
+
+    /// A unit was routed because the lock rule `lock` matched.
+    pub fn lock_path(&self, lock: LockMatch) {
+        if let Some(counter) = &self.lock_path[lock.preset as usize][lock.kind as usize] {
+            counter.increment(1);
+        }
     }
 
     pub fn bytes(&self, lane: Lane, direction: Direction, n: u64) {

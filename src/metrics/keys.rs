@@ -32,6 +32,8 @@ pub(super) struct Keys {
     pub(super) errors: [Key; ErrorKind::ALL.len()],
     pub(super) bytes: [[Key; Direction::ALL.len()]; LANES],
     pub(super) mode: [Key; Mode::ALL.len()],
+    /// `None` where a preset has no rule of that kind: that series does not exist.
+    pub(super) lock_path: [[Option<Key>; Kind::ALL.len()]; PresetId::ALL.len()],
 }
 
 pub(super) static KEYS: LazyLock<Keys> = LazyLock::new(Keys::build);
@@ -64,6 +66,18 @@ pub(super) fn by<const N: usize>(
     values.map(|v| static_key(name, &[(label, v)]))
 }
 
+/// The keys of [`lock_path_series`], at `[preset][kind]`.
+fn lock_path_keys() -> [[Option<Key>; Kind::ALL.len()]; PresetId::ALL.len()] {
+    let mut keys = [const { [const { None }; Kind::ALL.len()] }; PresetId::ALL.len()];
+    for (preset, kind) in lock_path_series() {
+        keys[preset as usize][kind as usize] = Some(static_key(
+            LOCK_PATH_TOTAL,
+            &[("preset", preset.as_str()), ("kind", kind.as_str())],
+        ));
+    }
+    keys
+}
+
 impl Keys {
     pub(super) fn build() -> Keys {
         let lanes = Lane::ALL.map(Lane::as_str);
@@ -84,6 +98,7 @@ impl Keys {
                 Direction::ALL.map(Direction::as_str),
             ),
             mode: by(MODE, "mode", Mode::ALL.map(Mode::as_str)),
+            lock_path: lock_path_keys(),
         }
     }
 
@@ -96,6 +111,7 @@ impl Keys {
             .chain(&self.errors)
             .chain(self.bytes.iter().flatten())
             .chain([&CLIENT_CONNECTIONS_TOTAL_KEY])
+            .chain(self.lock_path.iter().flatten().flatten())
     }
 
     pub(super) fn gauges(&self) -> impl Iterator<Item = &Key> {

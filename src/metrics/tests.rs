@@ -126,6 +126,53 @@ fn enum_discriminants_follow_all_order() {
     );
 }
 
+/// A pg-boss claim match, for the lock-path counter.
+fn claim() -> LockMatch {
+    LockMatch {
+        preset: PresetId::PgBoss,
+        kind: Kind::Claim,
+        retry: crate::route::presets::Retry::Unsafe,
+        signal: crate::route::presets::Signal::Text,
+        statement: "fetchNextJob()",
+    }
+}
+
+#[test]
+fn lock_path_series_are_each_presets_kinds_and_custom_unknown() {
+    let series: Vec<(PresetId, Kind)> = lock_path_series().collect();
+    for preset in PresetId::BUILT_IN {
+        for rule in preset.preset().rules {
+            assert!(
+                series.contains(&(preset, rule.kind)),
+                "{preset:?} {:?}",
+                rule.kind
+            );
+        }
+    }
+    assert!(series.contains(&(PresetId::Custom, Kind::Unknown)));
+    assert!(
+        !series.contains(&(PresetId::Que, Kind::Claim)),
+        "Que routes no claim"
+    );
+    let text = render_after(|| {});
+    assert_eq!(
+        value(
+            &text,
+            LOCK_PATH_TOTAL,
+            &[("preset", "custom"), ("kind", "unknown")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            LOCK_PATH_TOTAL,
+            &[("preset", "river"), ("kind", "elect")]
+        ),
+        Some(0.0)
+    );
+}
+
 #[test]
 fn startup_every_metric_renders_at_zero() {
     let text = render_after(|| {});
@@ -159,6 +206,7 @@ fn startup_series_counts_match_closed_label_sets() {
         (MODE, Mode::ALL.len()),
         (BUILD_INFO, 1),
         (DRAINING, 1),
+        (LOCK_PATH_TOTAL, lock_path_series().count()),
     ];
     for (name, expected) in table {
         assert_eq!(count(name), expected, "{name}");
@@ -229,7 +277,15 @@ fn label_values_come_from_closed_sets() {
         ("reason", Reason::ALL.map(Reason::as_str).to_vec()),
         ("result", strs(&CONNECT_RESULTS)),
         ("state", strs(&["idle", "in_flight"])),
-        ("kind", ErrorKind::ALL.map(ErrorKind::as_str).to_vec()),
+        (
+            "kind",
+            ErrorKind::ALL
+                .map(ErrorKind::as_str)
+                .into_iter()
+                .chain(Kind::ALL.map(Kind::as_str))
+                .collect(),
+        ),
+        ("preset", PresetId::ALL.map(PresetId::as_str).to_vec()),
         ("direction", Direction::ALL.map(Direction::as_str).to_vec()),
         ("mode", strs(&["split", "passthrough", "shadow"])),
         ("version", strs(&[env!("CARGO_PKG_VERSION")])),
@@ -273,7 +329,8 @@ fn set_mode_leaves_exactly_one_mode_at_one() {
 #[test]
 #[rustfmt::skip] // one case per line reads as a table
 fn recording_moves_only_its_own_series() {
-    let table: [(fn(), &str); 10] = [
+    let table: [(fn(), &str); 11] = [
+        (|| lock_path(claim()), r#"lockroute_lock_path_total{preset="pg-boss",kind="claim"} 1"#),
         (|| routed(Lane::Direct, Reason::Pattern), r#"lockroute_routed_total{lane="direct",reason="pattern"} 1"#),
         (|| upstream_connect(Lane::Pooler, false), r#"lockroute_upstream_connects_total{lane="pooler",result="error"} 1"#),
         (|| upstream_connect(Lane::Direct, true), r#"lockroute_upstream_connects_total{lane="direct",result="ok"} 1"#),

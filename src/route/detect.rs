@@ -1,33 +1,53 @@
-//! Routing, stage one: detection. Does this client or this statement belong on the direct lane?
+//! Routing, stage one: detection. Does this client or this statement belong on the direct lane,
+//! and if a lock rule says so, which one?
 //!
-//! Pure code: bytes in, an `Option<Reason>` out. No I/O, no async, and no allocation per call
-//! (the regex engine's scratch space is pooled), because it runs on every `Parse` and `Query` a
-//! client sends. Callers pass the query string without its NUL terminator; for a multi-statement
-//! `Query`, only the first statement's start is examined.
+//! Pure code: bytes in, an `Option<Detection>` out. No I/O, no async, and no allocation per
+//! call (the regex engines' scratch space is pooled), because it runs on every `Parse` and
+//! `Query` a client sends. Callers pass the query string without its NUL terminator; for a
+//! multi-statement `Query`, only the first statement's start is examined.
 //!
 //! A statement is on the lock path when either
 //! 1. a comment that *leads* the statement contains the tag word (`/* lockroute:direct */ UPDATE …`),
 //!    which gives [`Reason::StatementTag`]; or
-//! 2. one of the lock patterns matches the statement text after its leading whitespace and
-//!    comments, which gives [`Reason::Pattern`].
+//! 2. a lock rule matches, which gives [`Reason::Pattern`] and a [`LockMatch`] naming the preset,
+//!    the kind and the retry class. The rules are the enabled [presets](super::presets) followed
+//!    by the custom `--lock-pattern`s (preset `custom`, kind `unknown`, retry `unsafe`). A rule
+//!    looks at one [`Signal`], tried in this order: the extended-protocol statement name, a
+//!    leading comment's body, then the statement text after its leading whitespace and comments.
+//!    Within one signal, the first rule in that order that matches wins.
 //!
-//! Both scans are bounded, so a hostile multi-megabyte statement costs no more than a short one:
-//! at most [`COMMENT_SCAN_LIMIT`] bytes of leading whitespace and comments are skipped, and the
-//! patterns see at most [`MATCH_PREFIX_LIMIT`] bytes of the text after them. The detector never
-//! reads past byte `COMMENT_SCAN_LIMIT + MATCH_PREFIX_LIMIT` of its input.
+//! Every scan is bounded, so a hostile multi-megabyte statement costs no more than a short one:
+//! at most [`COMMENT_SCAN_LIMIT`] bytes of leading whitespace and comments are skipped, the text
+//! rules see at most [`MATCH_PREFIX_LIMIT`] bytes of the text after them, and the name rules at
+//! most [`NAME_LIMIT`] bytes of the name, and the comment rules the first
+//! [`COMMENT_RULE_LIMIT`] leading comments. The detector never reads past byte
+//! `COMMENT_SCAN_LIMIT + MATCH_PREFIX_LIMIT` of its input.
 //!
-//! The defaults are gbrain's lock path: `MinionQueue.claim()`, `MinionQueue.renewLock()` and the
-//! `gbrain_cycle_locks` heartbeat (see `reference/gbrain-lock-path.md` §1).
+//! gbrain's lock path (`MinionQueue.claim()`, `MinionQueue.renewLock()` and the
+//! `gbrain_cycle_locks` heartbeat, `reference/gbrain-lock-path.md` §1) is the `gbrain` preset.
 
-use regex::bytes::{Regex, RegexSet};
+use regex::bytes::Regex;
 
 use super::Reason;
+use super::presets::{CUSTOM_KIND, PresetId, Retry, Signal};
+
+mod rules;
+use rules::{RuleSet, RuleSets};
 
 /// How many bytes of statement text (after leading comments) the patterns may look at.
 ///
 /// gbrain's claim is about 1.3 KB and its identifying prefix is in the first 60 bytes, so 4 KiB
 /// leaves room for longer future versions while keeping the worst case small.
 pub const MATCH_PREFIX_LIMIT: usize = 4096;
+
+/// How many bytes of an extended-protocol statement name the name rules may look at. Client
+/// libraries' names are short (`get_job/graphile_worker`); longer ones are cut, not refused.
+pub const NAME_LIMIT: usize = 256;
+
+/// How many leading comments the comment rules look at. River's sqlc header is the first line,
+/// and one or two tracing comments may come before it; the bound keeps a statement made of a
+/// thousand tiny comments from costing a thousand regex searches.
+pub const COMMENT_RULE_LIMIT: usize = 4;
 
 /// How many bytes of leading whitespace and comments are scanned before giving up.
 ///
@@ -52,7 +72,7 @@ pub const RENEW_LOCK_PATTERN: &str =
 pub const CYCLE_LOCK_REFRESH_PATTERN: &str =
     r"(?i-u)^\s*UPDATE\s+gbrain_cycle_locks\s+SET\s+ttl_expires_at\s*=\s*NOW\(\)\s*\+";
 
-/// The lock patterns used when the operator gives none.
+/// gbrain's lock patterns, the rules of the `gbrain` preset.
 ///
 /// They use `(?i-u)`: SQL keywords and Postgres whitespace are ASCII, and Unicode case folding
 /// would only let look-alikes (`ſ` for `s`) match and make the automaton bigger.
@@ -76,8 +96,39 @@ pub enum PatternError {
     #[error("lock patterns are too large together: {source}")]
     Set {
         #[source]
-        source: regex::Error,
+        source: Box<regex_automata::meta::BuildError>,
     },
+}
+
+/// Which lock rule matched a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockMatch {
+    pub preset: PresetId,
+    pub kind: super::presets::Kind,
+    pub retry: Retry,
+    /// What the rule looked at.
+    pub signal: Signal,
+    /// The queue's name for the statement (`fetchNextJob()`), or `--lock-pattern` for a
+    /// custom pattern.
+    pub statement: &'static str,
+}
+
+/// The match for every custom pattern.
+const CUSTOM_MATCH: LockMatch = LockMatch {
+    preset: PresetId::Custom,
+    kind: CUSTOM_KIND,
+    retry: Retry::Unsafe,
+    signal: Signal::Text,
+    statement: "--lock-pattern",
+};
+
+/// Why a statement belongs on the direct lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detection {
+    /// [`Reason::StatementTag`] or [`Reason::Pattern`].
+    pub reason: Reason,
+    /// The rule, for [`Reason::Pattern`]; `None` for a statement tag.
+    pub lock: Option<LockMatch>,
 }
 
 /// Decides whether a session or a statement is on the lock path. Built once from config, then
@@ -86,30 +137,46 @@ pub enum PatternError {
 pub struct Detector {
     /// The tag word; empty disables tagging.
     tag: Box<[u8]>,
-    patterns: RegexSet,
+    rules: RuleSets,
+    /// The custom patterns as given, for [`Detector::patterns`].
+    custom: Box<[String]>,
 }
 
 /// Where the statement text begins, once leading whitespace and comments are skipped.
 enum Leading {
     /// A terminated leading comment contains the tag word.
     Tagged,
-    /// The statement text starts at this byte offset.
-    Text(usize),
+    /// The statement text starts at this byte offset; `comment` is the first comment rule that
+    /// matched a leading comment, if any.
+    Text {
+        start: usize,
+        comment: Option<LockMatch>,
+    },
     /// There is no text to match: the input is only whitespace and comments, ends inside a
     /// comment, or its leading comments run past [`COMMENT_SCAN_LIMIT`].
     NoText,
 }
 
 impl Detector {
-    /// Builds a detector for `tag` and `patterns`.
+    /// Builds a detector for `tag` with only the custom `patterns`, no preset.
     ///
-    /// The patterns replace the defaults. They are matched against the statement text after its
-    /// leading whitespace and comments, so anchor them with `^`: an unanchored pattern has to
-    /// scan the whole [`MATCH_PREFIX_LIMIT`] of every statement that does not match.
+    /// The patterns are matched against the statement text after its leading whitespace and
+    /// comments, so anchor them with `^`: an unanchored pattern has to scan the whole
+    /// [`MATCH_PREFIX_LIMIT`] of every statement that does not match.
     ///
     /// An empty `tag` disables both session and statement tags.
     pub fn new(tag: &str, patterns: &[impl AsRef<str>]) -> Result<Detector, PatternError> {
-        // RegexSet's error does not say which pattern is bad, so compile each one alone first.
+        Detector::build(tag, &[], patterns)
+    }
+
+    /// Builds a detector for `tag` with the rules of `presets`, then the custom `patterns`,
+    /// which add to the presets.
+    pub fn build(
+        tag: &str,
+        presets: &[PresetId],
+        patterns: &[impl AsRef<str>],
+    ) -> Result<Detector, PatternError> {
+        // The set's error does not say which pattern is bad, so compile each one alone first.
         for pattern in patterns {
             let pattern = pattern.as_ref();
             Regex::new(pattern).map_err(|source| PatternError::Invalid {
@@ -117,26 +184,50 @@ impl Detector {
                 source,
             })?;
         }
-        let patterns = RegexSet::new(patterns.iter().map(AsRef::as_ref))
-            .map_err(|source| PatternError::Set { source })?;
+        let mut text = RuleSet::builder();
+        let mut name = RuleSet::builder();
+        let mut comment = RuleSet::builder();
+        for preset in presets {
+            for rule in preset.preset().rules {
+                let found = LockMatch {
+                    preset: *preset,
+                    kind: rule.kind,
+                    retry: rule.retry,
+                    signal: rule.signal,
+                    statement: rule.statement,
+                };
+                let set = match rule.signal {
+                    Signal::Text => &mut text,
+                    Signal::Name => &mut name,
+                    Signal::Comment => &mut comment,
+                };
+                set.push(rule.pattern, found);
+            }
+        }
+        for pattern in patterns {
+            text.push(pattern.as_ref(), CUSTOM_MATCH);
+        }
         Ok(Detector {
             tag: tag.as_bytes().into(),
-            patterns,
+            rules: RuleSets {
+                text: text.build()?,
+                name: name.build()?,
+                comment: comment.build()?,
+            },
+            custom: patterns.iter().map(|p| p.as_ref().to_owned()).collect(),
         })
     }
 
-    /// A detector for `tag` with gbrain's lock path, [`DEFAULT_LOCK_PATTERNS`].
+    /// A detector for `tag` with every built-in preset and no custom pattern: lockroute's
+    /// defaults.
     pub fn with_defaults(tag: &str) -> Detector {
-        Detector {
-            tag: tag.as_bytes().into(),
-            patterns: RegexSet::new(DEFAULT_LOCK_PATTERNS)
-                .expect("the default lock patterns compile; a unit test checks it"),
-        }
+        Detector::build(tag, &PresetId::BUILT_IN, &[] as &[&str])
+            .expect("the built-in presets compile; a unit test checks it")
     }
 
-    /// The lock patterns, in the order they were given.
+    /// The custom lock patterns, in the order they were given.
     pub fn patterns(&self) -> &[String] {
-        self.patterns.patterns()
+        &self.custom
     }
 
     /// Whether the client's startup `application_name` marks the whole session for the direct
@@ -148,20 +239,45 @@ impl Detector {
         contains(application_name, &self.tag)
     }
 
-    /// Why this statement belongs on the direct lane, or `None` when it does not.
+    /// Why this statement belongs on the direct lane, or `None` when it does not. The same as
+    /// [`Detector::statement_named`] without a statement name, reason only.
+    pub fn statement(&self, sql: &[u8]) -> Option<Reason> {
+        self.statement_named(b"", sql).map(|d| d.reason)
+    }
+
+    /// Why this statement belongs on the direct lane, and which lock rule says so, or `None`
+    /// when it does not. `name` is the extended-protocol statement name (`Parse`, or the
+    /// statement a `Bind` refers to); empty for the unnamed statement and a simple `Query`.
     ///
     /// A tag counts only inside a terminated comment before the first token, so a tag in a
-    /// string literal, or later in the statement, is ignored. The tag wins over the patterns.
-    pub fn statement(&self, sql: &[u8]) -> Option<Reason> {
-        match self.leading(sql) {
-            Leading::Tagged => Some(Reason::StatementTag),
-            Leading::NoText => None,
-            Leading::Text(start) => {
-                let text = &sql[start..];
-                let text = &text[..text.len().min(MATCH_PREFIX_LIMIT)];
-                self.patterns.is_match(text).then_some(Reason::Pattern)
+    /// string literal, or later in the statement, is ignored. The tag wins over every rule.
+    /// A statement that has no text after its comments matches nothing, whatever its name.
+    pub fn statement_named(&self, name: &[u8], sql: &[u8]) -> Option<Detection> {
+        let (start, comment) = match self.leading(sql) {
+            Leading::Tagged => {
+                return Some(Detection {
+                    reason: Reason::StatementTag,
+                    lock: None,
+                });
             }
-        }
+            Leading::NoText => return None,
+            Leading::Text { start, comment } => (start, comment),
+        };
+        let by_name = || match name {
+            [] => None,
+            name => self.rules.name.find(&name[..name.len().min(NAME_LIMIT)]),
+        };
+        let by_text = || {
+            let text = &sql[start..];
+            self.rules
+                .text
+                .find(&text[..text.len().min(MATCH_PREFIX_LIMIT)])
+        };
+        let lock = by_name().or(comment).or_else(by_text)?;
+        Some(Detection {
+            reason: Reason::Pattern,
+            lock: Some(lock),
+        })
     }
 
     /// Skips leading whitespace and comments the way the Postgres lexer does (`scan.l`):
@@ -170,6 +286,8 @@ impl Detector {
     fn leading(&self, sql: &[u8]) -> Leading {
         let window = &sql[..sql.len().min(COMMENT_SCAN_LIMIT)];
         let mut at = 0;
+        let mut matched = None;
+        let mut comments = 0;
         while let Some(&byte) = window.get(at) {
             if is_pg_space(byte) {
                 at += 1;
@@ -178,16 +296,26 @@ impl Detector {
             let comment = match (byte, sql.get(at + 1)) {
                 (b'-', Some(b'-')) => line_comment(window, at),
                 (b'/', Some(b'*')) => block_comment(window, at),
-                _ => return Leading::Text(at),
+                _ => {
+                    return Leading::Text {
+                        start: at,
+                        comment: matched,
+                    };
+                }
             };
             // An unterminated comment (or one cut by the window) is not a tag, and leaves no
             // statement text to match.
             let Some(comment) = comment else {
                 return Leading::NoText;
             };
-            if contains(&window[comment.body.0..comment.body.1], &self.tag) {
+            let body = &window[comment.body.0..comment.body.1];
+            if contains(body, &self.tag) {
                 return Leading::Tagged;
             }
+            if matched.is_none() && comments < COMMENT_RULE_LIMIT {
+                matched = self.rules.comment.find(body);
+            }
+            comments += 1;
             at = comment.end;
         }
         Leading::NoText
@@ -266,4 +394,4 @@ fn block_comment(buf: &[u8], start: usize) -> Option<Comment> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -5,6 +5,7 @@ pub mod detect;
 pub mod effects;
 mod lex;
 pub mod txcmd;
+pub mod presets;
 
 /// Where a unit runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -9,6 +9,7 @@ use crate::protocol::frame::try_take;
 use crate::protocol::message::{self, Severity};
 use crate::protocol::{Frame, TxStatus, sqlstate};
 use crate::route::decide::{Decision, UnitContext, decide};
+use crate::route::detect::LockMatch;
 use crate::route::effects::effects;
 use crate::route::{Lane, Reason};
 
@@ -70,7 +71,7 @@ impl Session {
                 self.units.stalled = Some(frame);
                 return Ok(());
             }
-            let mut decision = self.decide(&frame);
+            let (mut decision, lock) = self.decide(&frame);
             if decision.lane != self.units.active && !self.lane_quiescent(self.units.active) {
                 self.units.stalled = Some(frame);
                 return Ok(());
@@ -90,6 +91,16 @@ impl Session {
             };
             self.ctx.metrics.routed(lane, reason);
             self.send_deferred_begin(lane);
+            // Counted when the match chose the unit's lane (or would have, in shadow mode, or
+            // did but the direct lane was down); not inside a transaction or a tagged session.
+            if let Some(lock) = lock.filter(|_| {
+                matches!(
+                    reason,
+                    Reason::Pattern | Reason::Shadow | Reason::DirectUnavailable
+                )
+            }) {
+                self.ctx.metrics.lock_path(lock);
+            }
             self.units.active = lane;
             self.units.started = Instant::now();
             let key = self.upstream(lane).and_then(|up| up.key);
@@ -180,22 +191,24 @@ impl Session {
                 .is_some_and(|up| up.server.status() != TxStatus::Idle)
     }
 
-    pub(super) fn decide(&self, frame: &Frame) -> Decision {
-        let detected = self
-            .statements
-            .sql_of(frame)
-            .and_then(|sql| self.ctx.detector.statement(sql));
+    /// The unit's lane and reason, and the lock rule that matched its statement, if any.
+    pub(super) fn decide(&self, frame: &Frame) -> (Decision, Option<LockMatch>) {
+        let detection = self.statements.sql_of(frame).and_then(|sql| {
+            let name = self.statements.name_of(frame);
+            self.ctx.detector.statement_named(name, sql)
+        });
         let open_transaction = self
             .upstream(self.units.active)
             .filter(|up| up.server.status() != TxStatus::Idle)
             .map(|_| self.units.active);
-        decide(&UnitContext {
+        let decision = decide(&UnitContext {
             mode: self.ctx.config.mode,
             session_tagged: self.tagged,
             pinned: self.pinned.is_some(),
             open_transaction,
-            detected,
-        })
+            detected: detection.map(|d| d.reason),
+        });
+        (decision, detection.and_then(|d| d.lock))
     }
 
     /// Makes sure the decided lane has a connection. Falls back to the pooler when the direct

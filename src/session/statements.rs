@@ -107,6 +107,24 @@ impl Statements {
         }
     }
 
+    /// The statement name a unit's first message carries: the `Parse` name, the statement a
+    /// `Bind` binds, or the statement a `Describe` describes. Empty for the unnamed statement,
+    /// a portal and a simple `Query`. Taken from the frame itself, so it is the client's name
+    /// (graphile-worker's `get_job/graphile_worker`), never lockroute's renamed one.
+    pub fn name_of<'a>(&self, frame: &'a Frame) -> &'a [u8] {
+        let body = frame.body();
+        let name = match frame.tag {
+            b'P' => parse_message(body).map(|(name, _)| name),
+            b'B' => bind_names(body).map(|(_, stmt)| stmt),
+            b'D' => match target(body) {
+                Some((b'S', name)) => Some(name),
+                _ => None,
+            },
+            _ => None,
+        };
+        name.unwrap_or_default()
+    }
+
     /// Remembers a `Parse`. Returns the new statement, or `None` for a malformed body.
     pub fn record_parse(&mut self, body: &Bytes) -> Option<Arc<Statement>> {
         let (name, sql) = parse_message(body)?;
@@ -300,3 +318,6 @@ fn put_bind(wbuf: &mut BytesMut, body: &[u8], statement: &[u8]) -> Option<()> {
     });
     Some(())
 }
+
+#[cfg(test)]
+mod tests;

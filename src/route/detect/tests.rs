@@ -3,7 +3,7 @@ use super::*;
 use proptest::prelude::*;
 
 mod props;
-mod statements;
+pub(crate) mod statements;
 use statements::*;
 
 fn detector() -> Detector {

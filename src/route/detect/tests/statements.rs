@@ -1,8 +1,8 @@
 //! gbrain's real statements, verbatim from the reference, and the cases around them.
-pub(super) const TAG: &str = "lockroute:direct";
+pub(crate) const TAG: &str = "lockroute:direct";
 
 /// `MinionQueue.claim()` at gbrain v0.46.28.0 (6 parameters), verbatim.
-pub(super) const CLAIM_NEW: &str = "UPDATE minion_jobs SET
+pub(crate) const CLAIM_NEW: &str = "UPDATE minion_jobs SET
     status = 'active',
     lock_token = $1,
     lock_until = now() + ((CASE WHEN COALESCE(lock_duration_ms, ($6::jsonb ->> name)::int) IS NULL THEN $2
@@ -26,7 +26,7 @@ pub(super) const CLAIM_NEW: &str = "UPDATE minion_jobs SET
    RETURNING *";
 
 /// `claim()` at the fix commit (4 parameters, plain `$2` lease).
-pub(super) const CLAIM_OLD: &str = "UPDATE minion_jobs SET
+pub(crate) const CLAIM_OLD: &str = "UPDATE minion_jobs SET
     status = 'active',
     lock_token = $1,
     lock_until = now() + ($2::double precision * interval '1 millisecond'),
@@ -46,15 +46,15 @@ pub(super) const CLAIM_OLD: &str = "UPDATE minion_jobs SET
    RETURNING *";
 
 /// `MinionQueue.renewLock()`, verbatim.
-pub(super) const RENEW_LOCK: &str = "UPDATE minion_jobs SET lock_until = now() + ($1::double precision * interval '1 millisecond'), updated_at = now()
+pub(crate) const RENEW_LOCK: &str = "UPDATE minion_jobs SET lock_until = now() + ($1::double precision * interval '1 millisecond'), updated_at = now()
    WHERE id = $2 AND lock_token = $3 AND status = 'active'
    RETURNING id";
 
 /// `db-lock.ts` `refresh()`, verbatim.
-pub(super) const CYCLE_LOCK_REFRESH: &str = "UPDATE gbrain_cycle_locks SET ttl_expires_at = NOW() + ($1)::interval, last_refreshed_at = NOW() WHERE id = $2 AND holder_pid = $3 AND extract(epoch from acquired_at)::text = $4 RETURNING id";
+pub(crate) const CYCLE_LOCK_REFRESH: &str = "UPDATE gbrain_cycle_locks SET ttl_expires_at = NOW() + ($1)::interval, last_refreshed_at = NOW() WHERE id = $2 AND holder_pid = $3 AND extract(epoch from acquired_at)::text = $4 RETURNING id";
 
 /// gbrain's other queue and lock statements (reference §1.3, §1.4). None is on the lock path.
-pub(super) const NOT_LOCK_PATH: &[(&str, &str)] = &[
+pub(crate) const NOT_LOCK_PATH: &[(&str, &str)] = &[
     (
         "promoteDelayed",
         "UPDATE minion_jobs SET status = 'waiting', delay_until = NULL, started_at = NULL, lock_token = NULL, lock_until = NULL, updated_at = now() WHERE status = 'delayed' AND delay_until <= now() RETURNING *",

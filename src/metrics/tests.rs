@@ -274,7 +274,14 @@ fn label_values_come_from_closed_sets() {
     let strs = |v: &[&'static str]| v.to_vec();
     let allowed: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
         ("lane", Lane::ALL.map(Lane::as_str).to_vec()),
-        ("reason", Reason::ALL.map(Reason::as_str).to_vec()),
+        (
+            "reason",
+            Reason::ALL
+                .map(Reason::as_str)
+                .into_iter()
+                .chain(crate::route::effects::PinReason::ALL.map(|r| r.as_str()))
+                .collect(),
+        ),
         ("result", strs(&CONNECT_RESULTS)),
         ("state", strs(&["idle", "in_flight"])),
         (

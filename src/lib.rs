@@ -20,6 +20,7 @@ pub mod app;
 pub mod cancel;
 pub mod config;
 pub mod context;
+pub mod control;
 pub mod listener;
 pub mod metrics;
 pub mod net;

@@ -19,6 +19,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 
 mod cli;
+pub mod control;
 mod url;
 mod values;
 
@@ -52,6 +53,13 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub drain_timeout: Duration,
     pub log_format: LogFormat,
+    /// `--control-file`: re-read on SIGHUP and on change (see [`control`]).
+    pub control_file: Option<PathBuf>,
+    /// The runtime-changeable settings as flags, env and defaults give them at start.
+    pub start: control::Inputs,
+    /// What the control file said at start (empty without one). `mode` above already
+    /// includes it.
+    pub initial_control: control::Inputs,
 }
 
 /// One upstream endpoint, parsed from a `postgres://` URL.
@@ -203,14 +211,6 @@ impl ModeSource {
 /// Port of the session endpoint; the default direct URL is the pooler URL with this port.
 const DIRECT_PORT: u16 = 5432;
 
-/// The kill-switch variables, in precedence order.
-const KILL_SWITCHES: [(&str, ModeSource); 2] = [
-    ("LOCKROUTE_PASSTHROUGH", ModeSource::LockroutePassthrough),
-    (
-        "GBRAIN_DISABLE_DIRECT_POOL",
-        ModeSource::GbrainDisableDirectPool,
-    ),
-];
 const LOCK_PATTERNS_ENV: &str = "LOCKROUTE_LOCK_PATTERNS";
 
 /// A value echoed in an error: quoted, with control characters escaped so that the error
@@ -310,6 +310,10 @@ pub enum ConfigError {
     },
     #[error("{var}: invalid value {value}: expected 1, true, 0 or false")]
     KillSwitch { var: &'static str, value: Shown },
+    #[error("{var}: {reason}")]
+    Env { var: &'static str, reason: String },
+    #[error("{0}")]
+    ControlFile(#[from] control::ControlFileError),
 }
 
 impl ConfigError {
@@ -338,13 +342,27 @@ impl Config {
         let listen = socket_addr("--listen", &general.listen)?;
         let admin_listen = socket_addr("--admin-listen", &general.admin_listen)?;
         let (pooler, direct) = cli.upstream.targets()?;
-        let (mode, mode_source) = effective_mode(general.mode, env)?;
+        let routing = cli.routing.validate(env)?;
+        let start = start_inputs(&cli, &routing, env)?;
+        let control_file = general
+            .control_file
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        let initial_control = match &control_file {
+            Some(path) => control::parse(&read_control_file(path)?)?,
+            None => control::Inputs::default(),
+        };
+        let effective = initial_control.over(&start).resolve();
         Ok(Config {
             listen,
             admin_listen,
-            mode,
-            mode_source,
-            routing: cli.routing.validate(env)?,
+            mode: effective.mode.value,
+            mode_source: effective.mode_source,
+            control_file,
+            start,
+            initial_control,
+            routing,
             direct_lane: cli.direct.validate()?,
             client: cli.client.validate(listen, &pooler)?,
             connect_timeout: duration("--connect-timeout", &cli.upstream.connect_timeout)?,
@@ -356,40 +374,87 @@ impl Config {
     }
 }
 
-/// Applies the kill switches. Both variables are always checked, so a typo in either is
-/// reported even when the other one is on: a kill switch that is silently ignored is worse
-/// than no kill switch.
-fn effective_mode(
-    flag: Mode,
+/// The runtime-changeable settings as the flags and the environment give them at start. The
+/// kill switches are always checked, so a typo in either is reported even when the other one
+/// is on: a kill switch that is silently ignored is worse than no kill switch.
+fn start_inputs(
+    cli: &Cli,
+    routing: &RoutingConfig,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Mode, ModeSource), ConfigError> {
-    let mut chosen = (flag, ModeSource::Flag);
-    for (var, source) in KILL_SWITCHES.iter().rev() {
-        if kill_switch(var, env)? {
-            chosen = (Mode::Passthrough, *source);
+) -> Result<control::Inputs, ConfigError> {
+    use control::{Origin, Setting};
+    fn from_env<T>(value: T) -> Setting<T> {
+        Setting {
+            value,
+            origin: Origin::Env,
         }
     }
-    Ok(chosen)
+    let mut inputs = control::Inputs {
+        mode: Some(Setting {
+            value: cli.general.mode,
+            origin: cli.mode_origin,
+        }),
+        ..control::Inputs::default()
+    };
+    for (var, slot) in [
+        (control::PASSTHROUGH_VAR, &mut inputs.passthrough),
+        (control::GBRAIN_VAR, &mut inputs.gbrain_disable_direct_pool),
+    ] {
+        if let Some(raw) = env(var) {
+            let on = control::switch(raw.trim()).map_err(|_| ConfigError::KillSwitch {
+                var,
+                value: Shown::new(&raw),
+            })?;
+            *slot = Some(from_env(on));
+        }
+    }
+    if let Some(raw) = env(control::PRESETS_VAR).filter(|v| !v.trim().is_empty()) {
+        let presets = control::presets(raw.trim()).map_err(|reason| ConfigError::Env {
+            var: control::PRESETS_VAR,
+            reason,
+        })?;
+        inputs.presets = Some(from_env(presets));
+    }
+    if let Some(raw) = env(control::PIN_VAR).filter(|v| !v.trim().is_empty()) {
+        let pin = control::pin(raw.trim()).map_err(|reason| ConfigError::Env {
+            var: control::PIN_VAR,
+            reason,
+        })?;
+        inputs.pin = Some(from_env(pin));
+    }
+    let origin = if !cli.routing.lock_patterns.is_empty() {
+        Some(Origin::Flag)
+    } else if env(LOCK_PATTERNS_ENV).is_some_and(|v| !v.trim().is_empty()) {
+        Some(Origin::Env)
+    } else {
+        None
+    };
+    inputs.lock_patterns = origin.map(|origin| Setting {
+        value: routing.lock_patterns.clone(),
+        origin,
+    });
+    Ok(inputs)
 }
 
-fn kill_switch(
-    var: &'static str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<bool, ConfigError> {
-    let Some(raw) = env(var) else {
-        return Ok(false);
+/// Reads the control file, bounded: it is an operator's few lines, not a data file.
+pub fn read_control_file(path: &Path) -> Result<String, control::ControlFileError> {
+    use std::io::Read;
+    let unreadable = |reason: String| control::ControlFileError::Unreadable {
+        path: path.display().to_string(),
+        reason,
     };
-    let value = raw.trim();
-    if value.is_empty() || value == "0" || value.eq_ignore_ascii_case("false") {
-        Ok(false)
-    } else if value == "1" || value.eq_ignore_ascii_case("true") {
-        Ok(true)
-    } else {
-        Err(ConfigError::KillSwitch {
-            var,
-            value: Shown::new(&raw),
-        })
+    let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let mut text = String::new();
+    file.take(control::MAX_CONTROL_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| unreadable(e.to_string()))?;
+    if text.len() as u64 > control::MAX_CONTROL_FILE {
+        return Err(unreadable(format!(
+            "larger than {} bytes",
+            control::MAX_CONTROL_FILE
+        )));
     }
+    Ok(text)
 }
 
 impl UpstreamArgs {

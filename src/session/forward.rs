@@ -150,16 +150,19 @@ impl Session {
     }
 
     pub(super) fn decide(&self, frame: &Frame) -> Decision {
+        // The live settings, read once per unit: a reload takes effect at the next unit.
+        let live = self.ctx.live.load();
         let detected = self
             .statements
             .sql_of(frame)
-            .and_then(|sql| self.ctx.detector.statement(sql));
+            .filter(|_| live.mode != crate::config::Mode::Passthrough)
+            .and_then(|sql| live.detector.statement(sql));
         let open_transaction = self
             .upstream(self.units.active)
             .filter(|up| up.status != TxStatus::Idle)
             .map(|_| self.units.active);
         decide(&UnitContext {
-            mode: self.ctx.config.mode,
+            mode: live.mode,
             session_tagged: self.tagged,
             open_transaction,
             detected,

@@ -1,0 +1,77 @@
+//! `GET /config`: the effective runtime settings as JSON, each with where it came from
+//! (`default`, `env`, `flag`, `control-file`). Hand-written: a few fields, and no serde in the
+//! dependency tree. Holds no URL and no password.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use crate::config::control::Setting;
+
+use super::Live;
+
+pub(super) fn render(live: &Live, control_file: Option<&Path>) -> String {
+    let e = &live.effective;
+    let mut out = String::from("{");
+    let _ = write!(
+        out,
+        "\"mode\":{},\"mode_source\":{},",
+        string(live.mode.as_str()),
+        string(e.mode_source.as_str())
+    );
+    let file = control_file.map(|p| string(&p.display().to_string()));
+    let _ = write!(
+        out,
+        "\"control_file\":{},",
+        file.as_deref().unwrap_or("null")
+    );
+    out.push_str("\"settings\":{");
+    let presets: Vec<String> = e.presets.value.iter().map(|p| string(p)).collect();
+    let fields = [
+        ("mode", setting(&e.mode, string(e.mode.value.as_str()))),
+        ("pin", setting(&e.pin, string(e.pin.value.as_str()))),
+        (
+            "presets",
+            setting(&e.presets, format!("[{}]", presets.join(","))),
+        ),
+        (
+            "lock_patterns",
+            format!(
+                "{{\"count\":{},\"source\":{}}}",
+                e.lock_patterns.value.len(),
+                string(e.lock_patterns.origin.as_str())
+            ),
+        ),
+    ];
+    let fields: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| format!("{}:{value}", string(name)))
+        .collect();
+    out.push_str(&fields.join(","));
+    out.push_str("}}");
+    out
+}
+
+fn setting<T>(setting: &Setting<T>, value: String) -> String {
+    format!(
+        "{{\"value\":{value},\"source\":{}}}",
+        string(setting.origin.as_str())
+    )
+}
+
+/// A JSON string literal (RFC 8259 §7).
+fn string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

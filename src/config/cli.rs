@@ -181,6 +181,15 @@ pub(super) struct GeneralArgs {
     /// when it changes
     #[arg(long, env = "LOCKROUTE_CONTROL_FILE", value_name = "PATH")]
     pub(super) control_file: Option<String>,
+    /// How often --control-file is read to look for a change (SIGHUP and POST /reload apply
+    /// it at once; a long interval leaves them as the only triggers)
+    #[arg(
+        long,
+        env = "LOCKROUTE_CONTROL_POLL_INTERVAL",
+        default_value = "500ms",
+        value_name = "DURATION"
+    )]
+    pub(super) control_poll_interval: String,
     /// SIGTERM grace period before remaining sessions are closed
     #[arg(
         long,

@@ -55,6 +55,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `--control-file`: re-read on SIGHUP and on change (see [`control`]).
     pub control_file: Option<PathBuf>,
+    /// `--control-poll-interval`: how often the control file is read to look for a change.
+    pub control_poll_interval: Duration,
     /// The runtime-changeable settings as flags, env and defaults give them at start.
     pub start: control::Inputs,
     /// What the control file said at start (empty without one). `mode` above already
@@ -360,6 +362,10 @@ impl Config {
             mode: effective.mode.value,
             mode_source: effective.mode_source,
             control_file,
+            control_poll_interval: duration(
+                "--control-poll-interval",
+                &general.control_poll_interval,
+            )?,
             start,
             initial_control,
             routing,

@@ -9,7 +9,8 @@
 //! the mode).
 //!
 //! [`Control`] re-reads `--control-file` on SIGHUP, on `POST /reload` and when the file's
-//! content changes (polled every [`POLL_INTERVAL`]; reading the content through the path also
+//! content changes (polled every `--control-poll-interval`, 500 ms by default, so a change applies well
+//! inside the 2 s an operator is promised; reading the content through the path also
 //! catches a Kubernetes ConfigMap's atomic `..data` symlink swap, which changes neither the
 //! path nor, often, the mtime seen through it). A file that does not parse, or names a bad regex
 //! or an unknown preset, is refused as a whole: the old snapshot keeps serving and one log line
@@ -28,10 +29,6 @@ use crate::metrics;
 use crate::route::detect::{Detector, PatternError};
 
 mod json;
-
-/// How often the control file is read to look for a change. A change is applied within this
-/// plus a unit: well inside the 2 s an operator is promised. The read is a few hundred bytes.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// One snapshot of the runtime-changeable settings. Never changed; replaced as a whole.
 #[derive(Debug)]
@@ -125,6 +122,7 @@ pub enum ReloadError {
 pub struct Control {
     pub live: Arc<LiveHandle>,
     path: Option<PathBuf>,
+    poll_interval: Duration,
     tag: String,
     start: Inputs,
     /// The file content last read (or why it could not be read). Held across a reload, so
@@ -143,6 +141,7 @@ impl Control {
         Ok(Control {
             live: Arc::new(LiveHandle::new(live)),
             path: config.control_file.clone(),
+            poll_interval: config.control_poll_interval,
             tag: config.routing.tag.clone(),
             start: config.start.clone(),
             last_seen: Mutex::new(None),
@@ -232,7 +231,7 @@ impl Control {
                 None
             }
         };
-        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        let mut tick = tokio::time::interval(self.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

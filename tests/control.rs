@@ -423,3 +423,62 @@ async fn unclosed_regex_is_refused_and_split_keeps_working() {
     assert_eq!(status, 405);
     assert!(h.alive());
 }
+
+async fn who(client: &tokio_postgres::Client, sql: &str) -> String {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+async fn reload(h: &Harness, text: &str, mode: &str) {
+    std::fs::write(h.file.dir.join(".next"), text).unwrap();
+    std::fs::rename(h.file.dir.join(".next"), &h.file.path).unwrap();
+    let (status, body) = admin(h.running.admin_port, "POST", "/reload").await;
+    assert_eq!((status, body), (200, format!("reloaded: mode={mode}\n")));
+}
+
+/// A transaction open on the direct lane when passthrough turns on finishes there, on the same
+/// connection; the client's next unit runs on the pooler, and back in split it routes again.
+/// A session-tagged client keeps its dedicated connection through passthrough and resumes on it.
+#[tokio::test]
+async fn open_transactions_finish_on_their_lane_when_the_mode_turns() {
+    let h = Harness::start(How::Rewrite, "").await;
+    let plain = pg_connect(&h.url()).await;
+    let tagged = pg_connect(&format!(
+        "{}&application_name=worker%20lockroute:direct",
+        h.url()
+    ))
+    .await;
+    let renew = format!(
+        "UPDATE {} SET lock_until = now() WHERE id = 2 RETURNING current_user::text",
+        h.table
+    );
+    let pid = "select pg_backend_pid()::text || ' ' || current_user::text";
+    let dedicated = who(&tagged, pid).await;
+    assert!(dedicated.ends_with(DIRECT_ROLE), "{dedicated}");
+
+    // A transaction on the direct lane (the statement tag picks it at its first message).
+    plain
+        .batch_execute("/* lockroute:direct */ begin")
+        .await
+        .unwrap();
+    assert_eq!(who(&plain, &renew).await, DIRECT_ROLE);
+    let in_transaction = who(&plain, pid).await;
+    tagged.batch_execute("begin").await.unwrap();
+    assert_eq!(who(&tagged, pid).await, dedicated);
+
+    reload(&h, "LOCKROUTE_PASSTHROUGH=1\n", "passthrough").await;
+    // Both transactions finish where they started, on the same server sessions.
+    assert_eq!(who(&plain, pid).await, in_transaction);
+    assert_eq!(who(&tagged, pid).await, dedicated);
+    plain.batch_execute("commit").await.unwrap();
+    tagged.batch_execute("commit").await.unwrap();
+    // Then every unit goes to the pooler, the lock path too.
+    assert_eq!(who(&plain, &renew).await, POOLER_ROLE);
+    assert_eq!(who(&plain, "select current_user::text").await, POOLER_ROLE);
+    assert_eq!(who(&tagged, "select current_user::text").await, POOLER_ROLE);
+
+    reload(&h, "", "split").await;
+    assert_eq!(who(&plain, &renew).await, DIRECT_ROLE);
+    assert_eq!(who(&plain, "select current_user::text").await, POOLER_ROLE);
+    // The tagged client is back on its own connection, never closed.
+    assert_eq!(who(&tagged, pid).await, dedicated);
+}

@@ -16,8 +16,14 @@
 //! that does not parse, a regex that does not compile, an unknown preset.
 
 use std::fmt;
+use std::path::Path;
 
-use super::{Mode, ModeSource};
+use super::cli::Cli;
+use super::{ConfigError, Mode, ModeSource, RoutingConfig, Shown};
+
+mod parse;
+
+pub use self::parse::parse;
 
 /// Largest control file read; a real one is a few lines.
 pub const MAX_CONTROL_FILE: u64 = 64 * 1024;
@@ -185,157 +191,11 @@ pub enum ControlFileError {
     },
 }
 
-/// Parses a control file's text. Every value is checked here, regexes included, so a file
-/// that parses can be applied.
-pub fn parse(text: &str) -> Result<Inputs, ControlFileError> {
-    let mut inputs = Inputs::default();
-    let mut patterns: Vec<String> = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let bad = |entry: &str, reason: String| ControlFileError::Entry {
-            line: index + 1,
-            entry: super::Shown::new(entry).to_string(),
-            reason,
-        };
-        let Some((name, value)) = line.split_once('=') else {
-            return Err(bad(line, "expected NAME=value".to_owned()));
-        };
-        let (name, value) = (name.trim(), value.trim());
-        let name = KNOWN_NAMES
-            .iter()
-            .find(|known| **known == name)
-            .ok_or_else(|| {
-                bad(
-                    name,
-                    format!("unknown name (known: {})", KNOWN_NAMES.join(", ")),
-                )
-            })?;
-        if *name != PATTERNS_VAR && seen.contains(name) {
-            return Err(bad(name, "set twice".to_owned()));
-        }
-        seen.push(name);
-        match *name {
-            MODE_VAR => inputs.mode = file(mode(value).map_err(|r| bad(name, r))?),
-            PASSTHROUGH_VAR => {
-                inputs.passthrough = file(switch(value).map_err(|r| bad(name, r))?);
-            }
-            GBRAIN_VAR => {
-                inputs.gbrain_disable_direct_pool = file(switch(value).map_err(|r| bad(name, r))?);
-            }
-            PRESETS_VAR => inputs.presets = file(presets(value).map_err(|r| bad(name, r))?),
-            PIN_VAR => inputs.pin = file(pin(value).map_err(|r| bad(name, r))?),
-            _ => {
-                pattern(value).map_err(|r| bad(name, r))?;
-                patterns.push(value.to_owned());
-            }
-        }
-    }
-    if !patterns.is_empty() {
-        inputs.lock_patterns = file(patterns);
-    }
-    Ok(inputs)
-}
-
 fn default<T>(value: T) -> Setting<T> {
     Setting {
         value,
         origin: Origin::Default,
     }
-}
-
-fn file<T>(value: T) -> Option<Setting<T>> {
-    Some(Setting {
-        value,
-        origin: Origin::ControlFile,
-    })
-}
-
-const KNOWN_NAMES: [&str; 6] = [
-    PASSTHROUGH_VAR,
-    GBRAIN_VAR,
-    MODE_VAR,
-    PRESETS_VAR,
-    PATTERNS_VAR,
-    PIN_VAR,
-];
-
-/// `1`/`true` on, `0`/`false`/empty off, as the kill-switch variables.
-pub(super) fn switch(value: &str) -> Result<bool, String> {
-    if value.is_empty() || value == "0" || value.eq_ignore_ascii_case("false") {
-        Ok(false)
-    } else if value == "1" || value.eq_ignore_ascii_case("true") {
-        Ok(true)
-    } else {
-        Err(format!(
-            "invalid value {}: expected 1, true, 0 or false",
-            super::Shown::new(value)
-        ))
-    }
-}
-
-fn mode(value: &str) -> Result<Mode, String> {
-    Mode::ALL
-        .into_iter()
-        .find(|m| m.as_str().eq_ignore_ascii_case(value))
-        .ok_or_else(|| {
-            format!(
-                "invalid value {}: expected split, passthrough or shadow",
-                super::Shown::new(value)
-            )
-        })
-}
-
-pub(super) fn pin(value: &str) -> Result<Pin, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "auto" => Ok(Pin::Auto),
-        "off" => Ok(Pin::Off),
-        _ => Err(format!(
-            "invalid value {}: expected auto or off",
-            super::Shown::new(value)
-        )),
-    }
-}
-
-/// A comma list of preset names; `none` alone turns every preset off (an empty list).
-pub(super) fn presets(value: &str) -> Result<Vec<String>, String> {
-    let names: Vec<&str> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .collect();
-    if names == ["none"] {
-        return Ok(Vec::new());
-    }
-    if names.is_empty() {
-        return Err("empty list: name presets, or none".to_owned());
-    }
-    for name in &names {
-        if !PRESET_NAMES.contains(name) {
-            return Err(format!(
-                "unknown preset {} (known: {}, none)",
-                super::Shown::new(name),
-                PRESET_NAMES.join(", ")
-            ));
-        }
-    }
-    Ok(names.into_iter().map(str::to_owned).collect())
-}
-
-fn pattern(value: &str) -> Result<(), String> {
-    if value.is_empty() {
-        return Err("an empty pattern would match every statement".to_owned());
-    }
-    regex::bytes::Regex::new(value).map(drop).map_err(|e| {
-        format!(
-            "invalid regex {}: {}",
-            super::Shown::new(value),
-            super::regex_reason(&e)
-        )
-    })
 }
 
 impl fmt::Display for Inputs {
@@ -352,6 +212,88 @@ impl fmt::Display for Inputs {
         let names: Vec<&str> = set.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect();
         f.write_str(&names.join(","))
     }
+}
+
+/// The runtime-changeable settings as the flags and the environment give them at start. The
+/// kill switches are always checked, so a typo in either is reported even when the other one
+/// is on: a kill switch that is silently ignored is worse than no kill switch.
+pub(super) fn start_inputs(
+    cli: &Cli,
+    routing: &RoutingConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Inputs, ConfigError> {
+    fn from_env<T>(value: T) -> Setting<T> {
+        Setting {
+            value,
+            origin: Origin::Env,
+        }
+    }
+    let mut inputs = Inputs {
+        mode: Some(Setting {
+            value: cli.general.mode,
+            origin: cli.mode_origin,
+        }),
+        ..Inputs::default()
+    };
+    for (var, slot) in [
+        (PASSTHROUGH_VAR, &mut inputs.passthrough),
+        (GBRAIN_VAR, &mut inputs.gbrain_disable_direct_pool),
+    ] {
+        if let Some(raw) = env(var) {
+            let on = parse::switch(raw.trim()).map_err(|_| ConfigError::KillSwitch {
+                var,
+                value: Shown::new(&raw),
+            })?;
+            *slot = Some(from_env(on));
+        }
+    }
+    if let Some(raw) = env(PRESETS_VAR).filter(|v| !v.trim().is_empty()) {
+        let presets = parse::presets(raw.trim()).map_err(|reason| ConfigError::Env {
+            var: PRESETS_VAR,
+            reason,
+        })?;
+        inputs.presets = Some(from_env(presets));
+    }
+    if let Some(raw) = env(PIN_VAR).filter(|v| !v.trim().is_empty()) {
+        let pin = parse::pin(raw.trim()).map_err(|reason| ConfigError::Env {
+            var: PIN_VAR,
+            reason,
+        })?;
+        inputs.pin = Some(from_env(pin));
+    }
+    let origin = if !cli.routing.lock_patterns.is_empty() {
+        Some(Origin::Flag)
+    } else if env(PATTERNS_VAR).is_some_and(|v| !v.trim().is_empty()) {
+        Some(Origin::Env)
+    } else {
+        None
+    };
+    inputs.lock_patterns = origin.map(|origin| Setting {
+        value: routing.lock_patterns.clone(),
+        origin,
+    });
+    Ok(inputs)
+}
+
+/// Reads the control file, bounded: it is an operator's few lines, not a data file.
+pub fn read_control_file(path: &Path) -> Result<String, ControlFileError> {
+    use std::io::Read;
+    let unreadable = |reason: String| ControlFileError::Unreadable {
+        path: path.display().to_string(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let mut text = String::new();
+    file.take(MAX_CONTROL_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| unreadable(e.to_string()))?;
+    if text.len() as u64 > MAX_CONTROL_FILE {
+        return Err(unreadable(format!(
+            "larger than {} bytes",
+            MAX_CONTROL_FILE
+        )));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]

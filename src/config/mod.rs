@@ -345,14 +345,14 @@ impl Config {
         let admin_listen = socket_addr("--admin-listen", &general.admin_listen)?;
         let (pooler, direct) = cli.upstream.targets()?;
         let routing = cli.routing.validate(env)?;
-        let start = start_inputs(&cli, &routing, env)?;
+        let start = control::start_inputs(&cli, &routing, env)?;
         let control_file = general
             .control_file
             .as_deref()
             .filter(|p| !p.is_empty())
             .map(PathBuf::from);
         let initial_control = match &control_file {
-            Some(path) => control::parse(&read_control_file(path)?)?,
+            Some(path) => control::parse(&control::read_control_file(path)?)?,
             None => control::Inputs::default(),
         };
         let effective = initial_control.over(&start).resolve();
@@ -378,89 +378,6 @@ impl Config {
             direct,
         })
     }
-}
-
-/// The runtime-changeable settings as the flags and the environment give them at start. The
-/// kill switches are always checked, so a typo in either is reported even when the other one
-/// is on: a kill switch that is silently ignored is worse than no kill switch.
-fn start_inputs(
-    cli: &Cli,
-    routing: &RoutingConfig,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<control::Inputs, ConfigError> {
-    use control::{Origin, Setting};
-    fn from_env<T>(value: T) -> Setting<T> {
-        Setting {
-            value,
-            origin: Origin::Env,
-        }
-    }
-    let mut inputs = control::Inputs {
-        mode: Some(Setting {
-            value: cli.general.mode,
-            origin: cli.mode_origin,
-        }),
-        ..control::Inputs::default()
-    };
-    for (var, slot) in [
-        (control::PASSTHROUGH_VAR, &mut inputs.passthrough),
-        (control::GBRAIN_VAR, &mut inputs.gbrain_disable_direct_pool),
-    ] {
-        if let Some(raw) = env(var) {
-            let on = control::switch(raw.trim()).map_err(|_| ConfigError::KillSwitch {
-                var,
-                value: Shown::new(&raw),
-            })?;
-            *slot = Some(from_env(on));
-        }
-    }
-    if let Some(raw) = env(control::PRESETS_VAR).filter(|v| !v.trim().is_empty()) {
-        let presets = control::presets(raw.trim()).map_err(|reason| ConfigError::Env {
-            var: control::PRESETS_VAR,
-            reason,
-        })?;
-        inputs.presets = Some(from_env(presets));
-    }
-    if let Some(raw) = env(control::PIN_VAR).filter(|v| !v.trim().is_empty()) {
-        let pin = control::pin(raw.trim()).map_err(|reason| ConfigError::Env {
-            var: control::PIN_VAR,
-            reason,
-        })?;
-        inputs.pin = Some(from_env(pin));
-    }
-    let origin = if !cli.routing.lock_patterns.is_empty() {
-        Some(Origin::Flag)
-    } else if env(LOCK_PATTERNS_ENV).is_some_and(|v| !v.trim().is_empty()) {
-        Some(Origin::Env)
-    } else {
-        None
-    };
-    inputs.lock_patterns = origin.map(|origin| Setting {
-        value: routing.lock_patterns.clone(),
-        origin,
-    });
-    Ok(inputs)
-}
-
-/// Reads the control file, bounded: it is an operator's few lines, not a data file.
-pub fn read_control_file(path: &Path) -> Result<String, control::ControlFileError> {
-    use std::io::Read;
-    let unreadable = |reason: String| control::ControlFileError::Unreadable {
-        path: path.display().to_string(),
-        reason,
-    };
-    let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
-    let mut text = String::new();
-    file.take(control::MAX_CONTROL_FILE + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| unreadable(e.to_string()))?;
-    if text.len() as u64 > control::MAX_CONTROL_FILE {
-        return Err(unreadable(format!(
-            "larger than {} bytes",
-            control::MAX_CONTROL_FILE
-        )));
-    }
-    Ok(text)
 }
 
 impl UpstreamArgs {
@@ -560,7 +477,7 @@ fn check_regex(pattern: &str) -> Result<(), ConfigError> {
 
 /// regex's syntax errors are several lines (`regex parse error:`, the pattern, a caret, then
 /// `error: ...`); the `error:` line is the one that says what is wrong.
-fn regex_reason(err: &regex::Error) -> String {
+pub(super) fn regex_reason(err: &regex::Error) -> String {
     let text = err.to_string();
     let line = text
         .lines()

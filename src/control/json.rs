@@ -9,7 +9,9 @@ use crate::config::control::Setting;
 
 use super::Live;
 
-pub(super) fn render(live: &Live, control_file: Option<&Path>) -> String {
+/// `last_error`: why the last reload was refused, if it was; the settings shown are then the
+/// ones still serving from before.
+pub(super) fn render(live: &Live, control_file: Option<&Path>, last_error: Option<&str>) -> String {
     let e = &live.effective;
     let mut out = String::from("{");
     let _ = write!(
@@ -23,6 +25,12 @@ pub(super) fn render(live: &Live, control_file: Option<&Path>) -> String {
         out,
         "\"control_file\":{},",
         file.as_deref().unwrap_or("null")
+    );
+    let error = last_error.map(string);
+    let _ = write!(
+        out,
+        "\"last_reload_error\":{},",
+        error.as_deref().unwrap_or("null")
     );
     out.push_str("\"settings\":{");
     let presets: Vec<String> = e.presets.value.iter().map(|p| string(p)).collect();

@@ -23,8 +23,8 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::control::{ControlFileError, Effective, Inputs, Pin};
-use crate::config::{Config, Mode, read_control_file};
+use crate::config::control::{ControlFileError, Effective, Inputs, Pin, read_control_file};
+use crate::config::{Config, Mode};
 use crate::metrics;
 use crate::route::detect::{Detector, PatternError};
 
@@ -128,6 +128,8 @@ pub struct Control {
     /// The file content last read (or why it could not be read). Held across a reload, so
     /// reloads from the signal, the poll and the admin server run one at a time.
     last_seen: Mutex<Option<String>>,
+    /// Why the last reload was refused; `None` after one that applied (or none yet).
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 impl Control {
@@ -145,6 +147,7 @@ impl Control {
             tag: config.routing.tag.clone(),
             start: config.start.clone(),
             last_seen: Mutex::new(None),
+            last_error: std::sync::Mutex::new(None),
         })
     }
 
@@ -197,12 +200,14 @@ impl Control {
         let (file, live) = match built {
             Ok(built) => built,
             Err(e) => {
+                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
                 metrics::config_reload(false);
                 tracing::warn!(trigger = trigger.as_str(), error = %e,
                     "control file refused; the previous settings keep serving");
                 return Err(e);
             }
         };
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let before = self.live.load().mode;
         let live = Arc::new(live);
         self.live.store(live.clone());
@@ -248,7 +253,16 @@ impl Control {
 
     /// `GET /config`: the effective settings as JSON. Never a password.
     pub fn to_json(&self) -> String {
-        json::render(&self.live.load(), self.path.as_deref())
+        let last_error = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        json::render(
+            &self.live.load(),
+            self.path.as_deref(),
+            last_error.as_deref(),
+        )
     }
 }
 

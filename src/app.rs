@@ -135,7 +135,7 @@ pub async fn run(
         background.clone(),
     ));
     tokio::spawn(metrics::run_upkeep(handle, background.clone()));
-    tokio::spawn(control.clone().run(background.clone()));
+    control.clone().spawn(background.clone());
     // With a control file the mode can turn to split at any moment, so the keepalive runs
     // whatever the start-up mode; it only touches connections that exist.
     if config.mode == Mode::Split || config.control_file.is_some() {

@@ -62,6 +62,9 @@ pub struct Config {
     /// What the control file said at start (empty without one). `mode` above already
     /// includes it.
     pub initial_control: control::Inputs,
+    /// The control file's text as read at start, so that the first look for a change compares
+    /// with what was applied, not with what the file holds a moment later.
+    pub initial_control_text: Option<String>,
 }
 
 /// One upstream endpoint, parsed from a `postgres://` URL.
@@ -351,8 +354,12 @@ impl Config {
             .as_deref()
             .filter(|p| !p.is_empty())
             .map(PathBuf::from);
-        let initial_control = match &control_file {
-            Some(path) => control::parse(&control::read_control_file(path)?)?,
+        let initial_control_text = match &control_file {
+            Some(path) => Some(control::read_control_file(path)?),
+            None => None,
+        };
+        let initial_control = match &initial_control_text {
+            Some(text) => control::parse(text)?,
             None => control::Inputs::default(),
         };
         let effective = initial_control.over(&start).resolve();
@@ -368,6 +375,7 @@ impl Config {
             )?,
             start,
             initial_control,
+            initial_control_text,
             routing,
             direct_lane: cli.direct.validate()?,
             client: cli.client.validate(listen, &pooler)?,

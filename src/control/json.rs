@@ -83,3 +83,49 @@ fn string(s: &str) -> String {
     out.push('"');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::control::{Inputs, Origin, Setting};
+    use crate::config::{Mode, ModeSource};
+
+    #[test]
+    fn string_escapes_quotes_backslashes_and_control_characters() {
+        assert_eq!(string("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\u000ad\\u0001\"");
+        assert_eq!(string("plain"), "\"plain\"");
+    }
+
+    #[test]
+    fn render_names_each_setting_with_its_source() {
+        let inputs = Inputs {
+            passthrough: Some(Setting {
+                value: true,
+                origin: Origin::ControlFile,
+            }),
+            presets: Some(Setting {
+                value: vec!["gbrain".to_owned()],
+                origin: Origin::Env,
+            }),
+            ..Inputs::default()
+        };
+        let effective = inputs.resolve();
+        assert_eq!(effective.mode_source, ModeSource::LockroutePassthrough);
+        let live = Live::build("lockroute:direct", effective).expect("defaults compile");
+        assert_eq!(live.mode, Mode::Passthrough);
+        let json = render(
+            &live,
+            Some(Path::new("/etc/lockroute/control.env")),
+            Some("line 1: \"X\""),
+        );
+        assert_eq!(
+            json,
+            "{\"mode\":\"passthrough\",\"mode_source\":\"LOCKROUTE_PASSTHROUGH\",\
+             \"control_file\":\"/etc/lockroute/control.env\",\"last_reload_error\":\"line 1: \\\"X\\\"\",\
+             \"settings\":{\"mode\":{\"value\":\"passthrough\",\"source\":\"control-file\"},\
+             \"pin\":{\"value\":\"auto\",\"source\":\"default\"},\
+             \"presets\":{\"value\":[\"gbrain\"],\"source\":\"env\"},\
+             \"lock_patterns\":{\"count\":3,\"source\":\"default\"}}}"
+        );
+    }
+}

@@ -146,7 +146,7 @@ impl Control {
             poll_interval: config.control_poll_interval,
             tag: config.routing.tag.clone(),
             start: config.start.clone(),
-            last_seen: Mutex::new(None),
+            last_seen: Mutex::new(config.initial_control_text.clone()),
             last_error: std::sync::Mutex::new(None),
         })
     }
@@ -177,12 +177,8 @@ impl Control {
         if last_seen.as_ref() == Some(&now) {
             return;
         }
-        let first = last_seen.is_none();
         *last_seen = Some(now);
-        // The first look only records what start-up already applied.
-        if !first {
-            let _ = self.apply(Trigger::FileChanged, text);
-        }
+        let _ = self.apply(Trigger::FileChanged, text);
     }
 
     fn apply(
@@ -226,16 +222,26 @@ impl Control {
     }
 
     /// Reloads on SIGHUP and when the file changes, until `stop` is cancelled. Without a
-    /// control file it still takes SIGHUP, so that the signal never kills the process.
-    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+    /// control file it still takes SIGHUP, so that the signal never kills the process. The
+    /// handler is installed before this returns, so no early SIGHUP takes the default action
+    /// (terminate).
+    pub fn spawn(self: Arc<Self>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut hup = match signal(SignalKind::hangup()) {
+        let hup = match signal(SignalKind::hangup()) {
             Ok(hup) => Some(hup),
             Err(e) => {
                 tracing::error!(error = %e, "cannot install the SIGHUP handler");
                 None
             }
         };
+        tokio::spawn(self.run(hup, stop))
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        mut hup: Option<tokio::signal::unix::Signal>,
+        stop: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(self.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

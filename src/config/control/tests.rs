@@ -141,3 +141,54 @@ fn control_file_bad_entries_are_refused_naming_the_entry() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+mod start {
+    use crate::config::control::{Origin, Pin};
+    use crate::config::test_support::{assert_error, env_of, parse, parse_with};
+
+    #[test]
+    fn start_inputs_record_where_each_setting_came_from() {
+        let c = parse(&[]).unwrap();
+        let e = c.start.resolve();
+        assert_eq!(e.mode.origin, Origin::Default);
+        assert_eq!(e.presets.origin, Origin::Default);
+        assert_eq!(e.presets.value.len(), 10);
+        assert_eq!(e.lock_patterns.origin, Origin::Default);
+        assert_eq!(c.control_file, None);
+
+        let env = env_of(&[
+            ("LOCKROUTE_PRESETS", "gbrain, river"),
+            ("LOCKROUTE_PIN", "off"),
+            ("LOCKROUTE_PASSTHROUGH", "0"),
+        ]);
+        let c = parse_with(&["--mode", "shadow", "--lock-pattern", "^X"], &env).unwrap();
+        let e = c.start.resolve();
+        assert_eq!(
+            (e.mode.value, e.mode.origin),
+            (crate::config::Mode::Shadow, Origin::Flag)
+        );
+        assert_eq!((e.pin.value, e.pin.origin), (Pin::Off, Origin::Env));
+        assert_eq!(e.presets.value, ["gbrain", "river"]);
+        assert_eq!(e.lock_patterns.origin, Origin::Flag);
+        assert_eq!(
+            c.start.passthrough.as_ref().map(|s| s.origin),
+            Some(Origin::Env)
+        );
+    }
+
+    #[test]
+    fn start_env_presets_and_pin_are_checked() {
+        assert_error(
+            parse_with(&[], &env_of(&[("LOCKROUTE_PRESETS", "gbrain,sidekiq")])),
+            "LOCKROUTE_PRESETS: unknown preset \"sidekiq\"",
+        );
+        assert_error(
+            parse_with(&[], &env_of(&[("LOCKROUTE_PIN", "sometimes")])),
+            "LOCKROUTE_PIN: invalid value \"sometimes\"",
+        );
+        assert_error(
+            parse(&["--control-poll-interval", "0s"]),
+            "--control-poll-interval: ",
+        );
+    }
+}

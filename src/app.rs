@@ -136,6 +136,11 @@ pub async fn run(
     ));
     tokio::spawn(metrics::run_upkeep(handle, background.clone()));
     control.clone().spawn(background.clone());
+    tokio::spawn(spare_direct_lane(
+        control.watch_mode(),
+        ctx.direct.clone(),
+        background.clone(),
+    ));
     // With a control file the mode can turn to split at any moment, so the keepalive runs
     // whatever the start-up mode; it only touches connections that exist.
     if config.mode == Mode::Split || config.control_file.is_some() {
@@ -220,6 +225,40 @@ fn build_context(config: Arc<Config>, live: Arc<LiveHandle>) -> Result<Ctx, AppE
         metrics: metrics::Hot::register(),
         config,
     })
+}
+
+/// How often idle shared direct connections are closed while the mode is not split: a lease
+/// held by a transaction that was open when the mode turned comes back within about this.
+const SPARE_DIRECT_EVERY: Duration = Duration::from_secs(1);
+
+/// While the mode is not split (the kill switch flipped live, or shadow), no unit leases a
+/// shared direct connection, so they are closed: passthrough spares the direct endpoint as a
+/// restart into passthrough would. Dedicated connections of session-tagged clients stay; they
+/// hold their client's session state (docs/kill-switch.md).
+async fn spare_direct_lane(
+    mut mode: tokio::sync::watch::Receiver<Mode>,
+    direct: Arc<DirectPool>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = mode.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(SPARE_DIRECT_EVERY) => {}
+        }
+        let now = *mode.borrow_and_update();
+        if now != Mode::Split {
+            let closed = direct.close_idle().await;
+            if closed > 0 {
+                tracing::info!(
+                    lane = "direct",
+                    closed,
+                    mode = now.as_str(),
+                    "closed idle shared direct connections: the mode routes nothing to them"
+                );
+            }
+        }
+    }
 }
 
 /// The first SIGTERM or SIGINT starts the drain; a second one of either exits at once. The

@@ -28,6 +28,12 @@ async fn flip_and_back(how: How) {
     let fleet = spawn_fleet(&h.url(), &h.table, h.running.admin_port);
 
     tokio::time::sleep(Duration::from_secs(4)).await;
+    let direct = "lockroute_upstream_connections{lane=\"direct\"}";
+    assert_eq!(
+        h.metric(direct).await,
+        1.0,
+        "the renewals hold one shared direct connection"
+    );
     let on = now_ms();
     h.change("# incident: spare the direct endpoint\nLOCKROUTE_PASSTHROUGH=1\n");
     let config = h.wait_mode("passthrough").await;
@@ -36,6 +42,15 @@ async fn flip_and_back(how: How) {
         config["settings"]["mode"]["source"], "control-file",
         "{config}"
     );
+    // Passthrough spares the direct endpoint: the idle shared connection is closed.
+    let started_closing = std::time::Instant::now();
+    while h.metric(direct).await != 0.0 {
+        assert!(
+            started_closing.elapsed() < APPLY_WITHIN,
+            "direct connection still open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     tokio::time::sleep(Duration::from_millis(
         (started + 8000).saturating_sub(now_ms()),
@@ -74,6 +89,11 @@ async fn flip_and_back(how: How) {
         "after",
     );
 
+    assert_eq!(
+        h.metric(direct).await,
+        1.0,
+        "split reopened the shared connection"
+    );
     assert!(h.alive(), "lockroute exited");
     assert_eq!(h.running.child.id(), pid);
     assert_eq!(
@@ -237,6 +257,16 @@ async fn open_transactions_finish_on_their_lane_when_the_mode_turns() {
     assert_eq!(who(&plain, &renew).await, POOLER_ROLE);
     assert_eq!(who(&plain, "select current_user::text").await, POOLER_ROLE);
     assert_eq!(who(&tagged, "select current_user::text").await, POOLER_ROLE);
+    // The shared connection the transaction used is closed; the dedicated one stays.
+    let direct = "lockroute_upstream_connections{lane=\"direct\"}";
+    let started = std::time::Instant::now();
+    while h.metric(direct).await != 1.0 {
+        assert!(
+            started.elapsed() < APPLY_WITHIN,
+            "shared direct connection still open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     reload(&h, "", "split").await;
     assert_eq!(who(&plain, &renew).await, DIRECT_ROLE);

@@ -130,6 +130,9 @@ pub struct Control {
     last_seen: Mutex<Option<String>>,
     /// Why the last reload was refused; `None` after one that applied (or none yet).
     last_error: std::sync::Mutex<Option<String>>,
+    /// The live mode, for tasks that act on a change (the app closes idle shared direct
+    /// connections while the mode is not split).
+    mode: tokio::sync::watch::Sender<Mode>,
 }
 
 impl Control {
@@ -140,7 +143,9 @@ impl Control {
         let live = Live::build(&config.routing.tag, effective)?;
         metrics::set_mode(live.mode);
         metrics::config_loaded();
+        let (mode, _) = tokio::sync::watch::channel(live.mode);
         Ok(Control {
+            mode,
             live: Arc::new(LiveHandle::new(live)),
             path: config.control_file.clone(),
             poll_interval: config.control_poll_interval,
@@ -151,8 +156,9 @@ impl Control {
         })
     }
 
-    pub fn path(&self) -> Option<&std::path::Path> {
-        self.path.as_deref()
+    /// Follows the live mode.
+    pub fn watch_mode(&self) -> tokio::sync::watch::Receiver<Mode> {
+        self.mode.subscribe()
     }
 
     /// Reads the file and applies it, or refuses it and keeps the old settings. Counted in
@@ -207,6 +213,7 @@ impl Control {
         let before = self.live.load().mode;
         let live = Arc::new(live);
         self.live.store(live.clone());
+        self.mode.send_replace(live.mode);
         metrics::set_mode(live.mode);
         metrics::config_reload(true);
         tracing::info!(

@@ -1,5 +1,9 @@
-//! Admin server: `/metrics`, `/healthz` and `/readyz`, on their own listener, apart from the
-//! data plane (the linkerd2-proxy shape, STYLE.md).
+//! Admin server: `/metrics`, `/healthz`, `/readyz`, `GET /config` and `POST /reload`, on their
+//! own listener, apart from the data plane (the linkerd2-proxy shape, STYLE.md).
+//!
+//! `POST /reload` does what SIGHUP does: it re-reads `--control-file`. It takes no input, so a
+//! caller can only make lockroute apply the file the operator mounted, never choose settings;
+//! whoever can reach the admin listener may call it (loopback by default).
 //!
 //! This is a deliberately small HTTP/1.1 server on tokio rather than hyper: three GET routes,
 //! one response per connection (`Connection: close`), no request bodies. Everything a peer sends
@@ -62,6 +66,8 @@ pub struct AdminState {
     /// Set by the app at the first shutdown signal; `/readyz` turns 503 at once.
     pub draining: Arc<AtomicBool>,
     pub pooler: PoolerProbe,
+    /// `GET /config` and `POST /reload`; `None` in tests that run the admin server alone.
+    pub control: Option<Arc<crate::control::Control>>,
 }
 
 /// The answer of `/readyz`.
@@ -248,8 +254,10 @@ enum Route {
     Metrics,
     Healthz,
     Readyz,
+    Config,
+    Reload,
     NotFound,
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
     BadRequest,
 }
 
@@ -272,16 +280,18 @@ fn route(head: &[u8]) -> Route {
         return Route::BadRequest;
     }
     let path = target.split_once('?').map_or(target, |(path, _query)| path);
-    let found = match path {
-        "/metrics" => Route::Metrics,
-        "/healthz" => Route::Healthz,
-        "/readyz" => Route::Readyz,
+    let (allowed, found) = match path {
+        "/metrics" => ("GET", Route::Metrics),
+        "/healthz" => ("GET", Route::Healthz),
+        "/readyz" => ("GET", Route::Readyz),
+        "/config" => ("GET", Route::Config),
+        "/reload" => ("POST", Route::Reload),
         _ => return Route::NotFound,
     };
-    if method == "GET" {
+    if method == allowed {
         found
     } else {
-        Route::MethodNotAllowed
+        Route::MethodNotAllowed(allowed)
     }
 }
 
@@ -289,6 +299,8 @@ struct Response {
     status: u16,
     content_type: &'static str,
     body: String,
+    /// The method a 405 names in `Allow`.
+    allow: &'static str,
 }
 
 impl Response {
@@ -298,6 +310,7 @@ impl Response {
             status,
             content_type,
             body: body.to_owned(),
+            allow: "GET",
         }
     }
 }
@@ -316,6 +329,7 @@ async fn respond(route: Route, state: &AdminState) -> Response {
                 // The Prometheus text exposition format, version 0.0.4.
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
                 body: state.metrics.render(),
+                allow: "GET",
             }
         }
         Route::Healthz => Response::text(200, "ok"),
@@ -328,9 +342,36 @@ async fn respond(route: Route, state: &AdminState) -> Response {
             };
             Response::text(status, readiness.as_str())
         }
+        Route::Config => match &state.control {
+            Some(control) => Response {
+                status: 200,
+                content_type: "application/json",
+                body: control.to_json(),
+                allow: "GET",
+            },
+            None => Response::text(404, "not found"),
+        },
+        Route::Reload => reload(state).await,
         Route::NotFound => Response::text(404, "not found"),
-        Route::MethodNotAllowed => Response::text(405, "method not allowed"),
+        Route::MethodNotAllowed(allow) => Response {
+            allow,
+            ..Response::text(405, "method not allowed")
+        },
         Route::BadRequest => Response::text(400, "bad request"),
+    }
+}
+
+/// `POST /reload`: 200 when the file was applied, 422 with the one-line reason when it was
+/// refused (the old settings keep serving), 409 without a control file.
+async fn reload(state: &AdminState) -> Response {
+    use crate::control::{ReloadError, Trigger};
+    let Some(control) = &state.control else {
+        return Response::text(404, "not found");
+    };
+    match control.reload(Trigger::Admin).await {
+        Ok(live) => Response::text(200, &format!("reloaded: mode={}\n", live.mode.as_str())),
+        Err(e @ ReloadError::NoControlFile) => Response::text(409, &format!("{e}\n")),
+        Err(e) => Response::text(422, &format!("refused: {e}\n")),
     }
 }
 
@@ -340,6 +381,8 @@ fn reason_phrase(status: u16) -> &'static str {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
+        422 => "Unprocessable Content",
         503 => "Service Unavailable",
         _ => "",
     }
@@ -347,9 +390,9 @@ fn reason_phrase(status: u16) -> &'static str {
 
 async fn write_response(stream: &mut TcpStream, response: &Response) -> std::io::Result<()> {
     let allow = if response.status == 405 {
-        "Allow: GET\r\n"
+        format!("Allow: {}\r\n", response.allow)
     } else {
-        ""
+        String::new()
     };
     let head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n",

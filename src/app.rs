@@ -22,9 +22,9 @@ use crate::admin::{self, AdminState, PoolerProbe};
 use crate::cancel::CancelRegistry;
 use crate::config::{ClientAuth, Config, Mode};
 use crate::context::Ctx;
+use crate::control::{Control, LiveHandle};
 use crate::metrics;
 use crate::route::Lane;
-use crate::route::detect::Detector;
 use crate::startup::scram::ScramVerifier;
 use crate::upstream::LaneTarget;
 use crate::upstream::direct::DirectPool;
@@ -114,8 +114,8 @@ pub async fn run(
 ) -> Result<(), AppError> {
     // The recorder first: the context resolves its metric handles against it.
     let handle = metrics::install();
-    let ctx = Arc::new(build_context(config.clone())?);
-    metrics::set_mode(config.mode);
+    let control = Arc::new(Control::new(&config)?);
+    let ctx = Arc::new(build_context(config.clone(), control.live.clone())?);
     metrics::set_draining(false);
     tracing::info!(
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -127,6 +127,7 @@ pub async fn run(
         metrics: handle.clone(),
         draining: Arc::new(AtomicBool::new(false)),
         pooler: PoolerProbe::new(config.pooler.host.clone(), config.pooler.port),
+        control: Some(control.clone()),
     });
     tokio::spawn(admin::serve(
         admin_listener,
@@ -134,7 +135,15 @@ pub async fn run(
         background.clone(),
     ));
     tokio::spawn(metrics::run_upkeep(handle, background.clone()));
-    if config.mode == Mode::Split {
+    control.clone().spawn(background.clone());
+    tokio::spawn(spare_direct_lane(
+        control.watch_mode(),
+        ctx.direct.clone(),
+        background.clone(),
+    ));
+    // With a control file the mode can turn to split at any moment, so the keepalive runs
+    // whatever the start-up mode; it only touches connections that exist.
+    if config.mode == Mode::Split || config.control_file.is_some() {
         tokio::spawn(ctx.direct.clone().run_keepalive(background.clone()));
     }
 
@@ -181,7 +190,7 @@ pub async fn run(
     Ok(())
 }
 
-fn build_context(config: Arc<Config>) -> Result<Ctx, AppError> {
+fn build_context(config: Arc<Config>, live: Arc<LiveHandle>) -> Result<Ctx, AppError> {
     let lane_target = |lane: Lane, target: &crate::config::UpstreamTarget, timeout| {
         let tls = UpstreamTls::for_target(target).map_err(|error| AppError::UpstreamTls {
             lane: lane.as_str(),
@@ -206,11 +215,7 @@ fn build_context(config: Arc<Config>) -> Result<Ctx, AppError> {
         ClientAuth::Trust => None,
     };
     Ok(Ctx {
-        detector: Detector::build(
-            &config.routing.tag,
-            &config.routing.presets,
-            &config.routing.lock_patterns,
-        )?,
+        live,
         pooler,
         direct: DirectPool::new(direct, config.direct_lane.clone()),
         cancels: Arc::new(CancelRegistry::default()),
@@ -220,6 +225,40 @@ fn build_context(config: Arc<Config>) -> Result<Ctx, AppError> {
         metrics: metrics::Hot::register(),
         config,
     })
+}
+
+/// How often idle shared direct connections are closed while the mode is not split: a lease
+/// held by a transaction that was open when the mode turned comes back within about this.
+const SPARE_DIRECT_EVERY: Duration = Duration::from_secs(1);
+
+/// While the mode is not split (the kill switch flipped live, or shadow), no unit leases a
+/// shared direct connection, so they are closed: passthrough spares the direct endpoint as a
+/// restart into passthrough would. Dedicated connections of session-tagged clients stay; they
+/// hold their client's session state (docs/kill-switch.md).
+async fn spare_direct_lane(
+    mut mode: tokio::sync::watch::Receiver<Mode>,
+    direct: Arc<DirectPool>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = mode.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(SPARE_DIRECT_EVERY) => {}
+        }
+        let now = *mode.borrow_and_update();
+        if now != Mode::Split {
+            let closed = direct.close_idle().await;
+            if closed > 0 {
+                tracing::info!(
+                    lane = "direct",
+                    closed,
+                    mode = now.as_str(),
+                    "closed idle shared direct connections: the mode routes nothing to them"
+                );
+            }
+        }
+    }
 }
 
 /// The first SIGTERM or SIGINT starts the drain; a second one of either exits at once. The

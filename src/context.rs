@@ -7,14 +7,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cancel::CancelRegistry;
 use crate::config::Config;
-use crate::route::detect::Detector;
+use crate::control::LiveHandle;
 use crate::startup::scram::ScramVerifier;
 use crate::upstream::LaneTarget;
 use crate::upstream::direct::DirectPool;
 
 pub struct Ctx {
     pub config: Arc<Config>,
-    pub detector: Detector,
+    /// The runtime-changeable settings (mode, pin policy, detector), swapped by a reload.
+    /// Sessions read it once per unit: `ctx.live.load()`.
+    pub live: Arc<LiveHandle>,
     pub pooler: Arc<LaneTarget>,
     pub direct: Arc<DirectPool>,
     pub cancels: Arc<CancelRegistry>,

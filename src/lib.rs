@@ -10,10 +10,13 @@
 //!    direct lane's connections when a unit needs one.
 //! 4. [`session`] runs the per-client loop: it groups messages into units, asks [`route`] which
 //!    lane runs each unit, forwards the original frames, and relays replies in request order.
-//! 5. [`passthrough`] replaces the session when the kill switch is on: a byte pipe after auth.
+//! 5. [`passthrough`] replaces the session when the kill switch is on and no control file can
+//!    turn it off again: a byte pipe after auth.
 //!
-//! Around it: [`config`] (validated, immutable), [`metrics`] and [`admin`] (`/metrics`,
-//! `/healthz`, `/readyz`), and [`app`], which wires them together and owns the drain.
+//! Around it: [`config`] (validated, immutable), [`control`] (the settings that change while
+//! lockroute runs, swapped whole on SIGHUP or a changed `--control-file`, read by each session
+//! once per unit), [`metrics`] and [`admin`] (`/metrics`, `/healthz`, `/readyz`, `/config`,
+//! `/reload`), and [`app`], which wires them together and owns the drain.
 //! [`explain`] is the `lockroute explain` subcommand: the routing answer for one statement.
 
 pub mod admin;
@@ -21,6 +24,7 @@ pub mod app;
 pub mod cancel;
 pub mod config;
 pub mod context;
+pub mod control;
 pub mod explain;
 pub mod listener;
 pub mod metrics;

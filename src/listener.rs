@@ -85,7 +85,10 @@ async fn serve(ctx: Arc<Ctx>, tcp: TcpStream, peer: SocketAddr) {
         Ok(Ok(Handshake::Cancel(key))) => return cancel(&ctx, key, peer).await,
         Ok(Ok(Handshake::Client(hello))) => hello,
     };
-    if ctx.config.mode == Mode::Passthrough {
+    // The byte pipe only when the mode can never change: with a control file, passthrough is
+    // the session loop sending every unit to the pooler, so that the switch can flip back
+    // without a reconnect (docs/kill-switch.md).
+    if ctx.config.mode == Mode::Passthrough && ctx.config.control_file.is_none() {
         crate::passthrough::run(ctx, hello).await;
     } else {
         crate::session::run(ctx, hello).await;

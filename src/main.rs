@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         version = env!("CARGO_PKG_VERSION"),
         mode = config.mode.as_str(),
         mode_source = config.mode_source.as_str(),
+        control_file = config.control_file.as_ref().map(|p| p.display().to_string()),
         listen = %config.listen,
         admin_listen = %config.admin_listen,
         "lockroute starting"

@@ -56,8 +56,12 @@ pub const RUNTIME_TASKS: &str = "lockroute_runtime_tasks";
 /// Counter: units routed because a lock rule matched, by the rule's `preset` and `kind`.
 pub const LOCK_PATH_TOTAL: &str = "lockroute_lock_path_total";
 
+pub const CONFIG_RELOADS_TOTAL: &str = "lockroute_config_reloads_total";
+pub const CONFIG_LAST_RELOAD_SUCCESS: &str =
+    "lockroute_config_last_reload_success_timestamp_seconds";
+
 /// Every metric lockroute exports.
-pub const ALL_NAMES: [&str; 20] = [
+pub const ALL_NAMES: [&str; 22] = [
     CLIENT_CONNECTIONS,
     CLIENT_CONNECTIONS_TOTAL,
     ROUTED_TOTAL,
@@ -78,6 +82,8 @@ pub const ALL_NAMES: [&str; 20] = [
     pins::DIRECT_SESSIONS,
     pins::DIRECT_SESSIONS_MAX,
     LOCK_PATH_TOTAL,
+    CONFIG_RELOADS_TOTAL,
+    CONFIG_LAST_RELOAD_SUCCESS,
 ];
 
 /// Buckets of `lockroute_request_duration_seconds`, 0.5 ms to 10 s. A unit through a pooler on
@@ -333,6 +339,25 @@ pub fn set_mode(active: Mode) {
         let value = if mode == active { 1.0 } else { 0.0 };
         gauge(&KEYS.mode[mode as usize]).set(value);
     }
+}
+
+/// A control-file reload was applied (`ok`) or refused. A successful one also stamps
+/// `lockroute_config_last_reload_success_timestamp_seconds`.
+pub fn config_reload(ok: bool) {
+    counter(&KEYS.config_reloads[usize::from(!ok)]).increment(1);
+    if ok {
+        config_loaded();
+    }
+}
+
+/// The settings in force were loaded now (at start, or by a reload): sets the timestamp gauge
+/// to the Unix time.
+pub fn config_loaded() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    gauge(&CONFIG_LAST_RELOAD_SUCCESS_KEY).set(now);
 }
 
 pub fn set_draining(draining: bool) {

@@ -31,6 +31,7 @@ async fn start(pooler_port: u16) -> Admin {
         metrics: handle,
         draining: Arc::new(AtomicBool::new(false)),
         pooler: PoolerProbe::new("127.0.0.1".to_owned(), pooler_port),
+        control: None,
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

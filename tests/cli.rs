@@ -25,7 +25,7 @@ fn stderr_lines(out: &Output) -> Vec<String> {
         .collect()
 }
 
-const CONTRACT: [(&str, &str); 13] = [
+const CONTRACT: [(&str, &str); 15] = [
     ("--listen", "LOCKROUTE_LISTEN"),
     ("--pooler-url", "LOCKROUTE_POOLER_URL"),
     ("--direct-url", "LOCKROUTE_DIRECT_URL"),
@@ -39,6 +39,8 @@ const CONTRACT: [(&str, &str); 13] = [
     ("--drain-timeout", "LOCKROUTE_DRAIN_TIMEOUT"),
     ("--log-format", "LOCKROUTE_LOG_FORMAT"),
     ("--preset", "LOCKROUTE_PRESETS"),
+    ("--control-file", "LOCKROUTE_CONTROL_FILE"),
+    ("--pin", "LOCKROUTE_PIN"),
 ];
 
 #[test]
@@ -274,6 +276,51 @@ fn explain_bad_flag_exits_64_with_one_line() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
         lines[0].starts_with("lockroute explain: --lock-pattern: invalid regex"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn bad_control_file_at_start_exits_64_naming_the_entry() {
+    let dir = std::env::temp_dir().join(format!("lockroute-cli-control-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("control.env");
+    std::fs::write(&file, "# ok\nLOCKROUTE_PRESETS=gbrain,sidekiq\n").unwrap();
+    let path = file.display().to_string();
+    let out = run(
+        &["--pooler-url", "postgres://u:pw@h/d"],
+        &[("LOCKROUTE_CONTROL_FILE", path.as_str())],
+    );
+    let missing = run(
+        &["--pooler-url", "postgres://u:pw@h/d", "--control-file"],
+        &[],
+    );
+    let absent = dir.join("absent.env").display().to_string();
+    let unreadable = run(
+        &[
+            "--pooler-url",
+            "postgres://u:pw@h/d",
+            "--control-file",
+            &absent,
+        ],
+        &[],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(64));
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "lockroute: --control-file line 2: \"LOCKROUTE_PRESETS\": unknown preset \"sidekiq\""
+        ),
+        "{lines:?}"
+    );
+    assert_eq!(missing.status.code(), Some(64));
+    assert_eq!(unreadable.status.code(), Some(64));
+    let lines = stderr_lines(&unreadable);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("lockroute: --control-file "),
         "{lines:?}"
     );
 }

@@ -257,6 +257,59 @@ fn kustomize_base_runs_lockroute_as_a_native_sidecar() {
     );
 }
 
+/// The kill switch flips through a ConfigMap mounted as lockroute's control file: the whole
+/// directory (a subPath never sees updates), a plain ConfigMap (a generated one's hashed name
+/// would roll the pods), and a starting content lockroute accepts.
+#[test]
+fn kustomize_base_mounts_the_control_file_from_a_configmap() {
+    if !kubectl_available() {
+        return;
+    }
+    let rendered = kustomize("deploy/kubernetes");
+    let deployment = document(&rendered, "Deployment");
+    let path = env_value(
+        deployment,
+        "initContainers",
+        SIDECAR,
+        "LOCKROUTE_CONTROL_FILE",
+    );
+    let mount = |field: &str| {
+        jsonpath(
+            deployment,
+            &container(
+                "initContainers",
+                SIDECAR,
+                &format!("volumeMounts[?(@.name==\"lockroute-control\")].{field}"),
+            ),
+        )
+    };
+    assert_eq!(format!("{}/control.env", mount("mountPath")), path);
+    assert_eq!(
+        mount("subPath"),
+        "",
+        "a subPath mount never sees ConfigMap updates"
+    );
+    assert_eq!(mount("readOnly"), "true");
+    assert_eq!(
+        jsonpath(
+            deployment,
+            "{.spec.template.spec.volumes[?(@.name==\"lockroute-control\")].configMap.name}"
+        ),
+        "lockroute-control"
+    );
+    let config_map = document(&rendered, "ConfigMap");
+    assert_eq!(
+        jsonpath(config_map, "{.metadata.name}"),
+        "lockroute-control"
+    );
+    let text = jsonpath(config_map, "{.data.control\\.env}");
+    lockroute::config::control::parse(&text)
+        .unwrap_or_else(|e| panic!("the shipped control file is refused: {e}"));
+    let systemd = read("deploy/systemd/control.env");
+    lockroute::config::control::parse(&systemd)
+        .unwrap_or_else(|e| panic!("deploy/systemd/control.env is refused: {e}"));
+}
+
 #[test]
 fn kustomize_classic_overlay_runs_lockroute_as_the_first_regular_container() {
     if !kubectl_available() {
@@ -324,6 +377,8 @@ fn deploy_artefacts_use_only_env_vars_and_flags_the_binary_accepts() {
     // variable names are checked.
     for file in [
         "deploy/systemd/lockroute.service",
+        "deploy/kubernetes/base/control.yaml",
+        "deploy/systemd/control.env",
         "deploy/docker/Dockerfile",
         "docs/gbrain.md",
         "docs/other-workers.md",
@@ -368,6 +423,7 @@ fn systemd_unit_is_sandboxed_and_outlasts_the_drain() {
         ("ProtectHome", "yes"),
         ("PrivateTmp", "yes"),
         ("Restart", "on-failure"),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"),
     ] {
         assert_eq!(setting(&unit, key), Some(want), "{key}");
     }

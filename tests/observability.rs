@@ -431,6 +431,7 @@ async fn check_alerts_quiet(prom: &Prometheus) -> Vec<String> {
             "mode=\"passthrough\"",
             "lockroute_draining",
             "up{",
+            "result=\"error\"",
         ];
         if quiet.iter().any(|q| expr.contains(q)) {
             assert_eq!(

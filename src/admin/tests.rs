@@ -12,9 +12,13 @@ fn route_request_line_table() {
         (b"GET / HTTP/1.1", Route::NotFound),
         (b"GET /metrics/ HTTP/1.1", Route::NotFound),
         (b"GET /METRICS HTTP/1.1", Route::NotFound),
-        (b"POST /metrics HTTP/1.1", Route::MethodNotAllowed),
-        (b"HEAD /healthz HTTP/1.1", Route::MethodNotAllowed),
-        (b"get /healthz HTTP/1.1", Route::MethodNotAllowed),
+        (b"POST /metrics HTTP/1.1", Route::MethodNotAllowed("GET")),
+        (b"GET /config HTTP/1.1", Route::Config),
+        (b"POST /reload HTTP/1.1", Route::Reload),
+        (b"GET /reload HTTP/1.1", Route::MethodNotAllowed("POST")),
+        (b"POST /config HTTP/1.1", Route::MethodNotAllowed("GET")),
+        (b"HEAD /healthz HTTP/1.1", Route::MethodNotAllowed("GET")),
+        (b"get /healthz HTTP/1.1", Route::MethodNotAllowed("GET")),
         (b"", Route::BadRequest),
         (b"GET", Route::BadRequest),
         (b"GET /healthz", Route::BadRequest),
@@ -37,6 +41,7 @@ async fn metrics_route_reports_alive_runtime_tasks() {
         metrics: crate::metrics::install(),
         draining: Arc::new(AtomicBool::new(false)),
         pooler: PoolerProbe::new("127.0.0.1".to_owned(), 9),
+        control: None,
     };
     let alive = |body: &str| -> usize {
         body.lines()

@@ -122,6 +122,9 @@ pub struct Cli {
     pub(super) direct: DirectArgs,
     #[command(flatten)]
     pub(super) client: ClientArgs,
+    /// Where `--mode` came from: the command line, `LOCKROUTE_MODE` or the default.
+    #[arg(skip = super::control::Origin::Default)]
+    pub(super) mode_origin: super::control::Origin,
 }
 
 impl Cli {
@@ -137,7 +140,15 @@ impl Cli {
             .mut_args(|arg| arg.hide_env_values(true))
             .try_get_matches_from(args)
             .map_err(ConfigError::from_clap)?;
-        Cli::from_arg_matches_mut(&mut matches).map_err(ConfigError::from_clap)
+        use clap::parser::ValueSource;
+        let mode_origin = match matches.value_source("mode") {
+            Some(ValueSource::CommandLine) => super::control::Origin::Flag,
+            Some(ValueSource::EnvVariable) => super::control::Origin::Env,
+            _ => super::control::Origin::Default,
+        };
+        let mut cli = Cli::from_arg_matches_mut(&mut matches).map_err(ConfigError::from_clap)?;
+        cli.mode_origin = mode_origin;
+        Ok(cli)
     }
 }
 
@@ -164,6 +175,21 @@ pub(super) struct GeneralArgs {
     /// GBRAIN_DISABLE_DIRECT_POOL=1 win over this flag
     #[arg(long, env = "LOCKROUTE_MODE", value_enum, default_value_t = Mode::Split, ignore_case = true)]
     pub(super) mode: Mode,
+    /// NAME=value lines with the environment's names (LOCKROUTE_PASSTHROUGH,
+    /// GBRAIN_DISABLE_DIRECT_POOL, LOCKROUTE_MODE, LOCKROUTE_PRESETS, LOCKROUTE_LOCK_PATTERNS,
+    /// LOCKROUTE_PIN); they win over the environment, and the file is re-read on SIGHUP and
+    /// when it changes
+    #[arg(long, env = "LOCKROUTE_CONTROL_FILE", value_name = "PATH")]
+    pub(super) control_file: Option<String>,
+    /// How often --control-file is read to look for a change (SIGHUP and POST /reload apply
+    /// it at once; a long interval leaves them as the only triggers)
+    #[arg(
+        long,
+        env = "LOCKROUTE_CONTROL_POLL_INTERVAL",
+        default_value = "500ms",
+        value_name = "DURATION"
+    )]
+    pub(super) control_poll_interval: String,
     /// SIGTERM grace period before remaining sessions are closed
     #[arg(
         long,
@@ -233,17 +259,14 @@ pub(super) struct RoutingArgs {
     /// auto: a client whose statement would create session state (LISTEN, a session advisory
     /// lock, a session SET, a temp table, SQL PREPARE, a WITH HOLD cursor) moves to a dedicated
     /// direct session before it runs, for the rest of its life; off: never
-    #[arg(long, env = "LOCKROUTE_PIN", value_enum, default_value_t = Pin::Auto, ignore_case = true)]
-    pub(super) pin: Pin,
+    /// [env: LOCKROUTE_PIN] [default: auto]
+    #[arg(long, value_enum, ignore_case = true, value_name = "auto|off")]
+    pub(super) pin: Option<Pin>,
     /// A built-in job-queue preset (repeatable, or a comma list): gbrain, pg-boss,
     /// graphile-worker, procrastinate, pgqueuer, river, oban, solid-queue, good-job, que;
-    /// none turns them all off [default: every built-in preset]
-    #[arg(
-        long = "preset",
-        env = "LOCKROUTE_PRESETS",
-        value_delimiter = ',',
-        value_name = "NAME"
-    )]
+    /// none turns them all off [env: LOCKROUTE_PRESETS, a comma list] [default: every
+    /// built-in preset]
+    #[arg(long = "preset", value_delimiter = ',', value_name = "NAME")]
     pub(super) presets: Vec<String>,
 }
 

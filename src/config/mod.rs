@@ -21,6 +21,7 @@ use clap::ValueEnum;
 use crate::route::presets::PresetId;
 
 mod cli;
+pub mod control;
 mod explain;
 mod url;
 mod values;
@@ -56,6 +57,18 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub drain_timeout: Duration,
     pub log_format: LogFormat,
+    /// `--control-file`: re-read on SIGHUP and on change (see [`control`]).
+    pub control_file: Option<PathBuf>,
+    /// `--control-poll-interval`: how often the control file is read to look for a change.
+    pub control_poll_interval: Duration,
+    /// The runtime-changeable settings as flags, env and defaults give them at start.
+    pub start: control::Inputs,
+    /// What the control file said at start (empty without one). `mode` above already
+    /// includes it.
+    pub initial_control: control::Inputs,
+    /// The control file's text as read at start, so that the first look for a change compares
+    /// with what was applied, not with what the file holds a moment later.
+    pub initial_control_text: Option<String>,
 }
 
 /// One upstream endpoint, parsed from a `postgres://` URL.
@@ -232,14 +245,6 @@ impl ModeSource {
 /// Port of the session endpoint; the default direct URL is the pooler URL with this port.
 const DIRECT_PORT: u16 = 5432;
 
-/// The kill-switch variables, in precedence order.
-const KILL_SWITCHES: [(&str, ModeSource); 2] = [
-    ("LOCKROUTE_PASSTHROUGH", ModeSource::LockroutePassthrough),
-    (
-        "GBRAIN_DISABLE_DIRECT_POOL",
-        ModeSource::GbrainDisableDirectPool,
-    ),
-];
 const LOCK_PATTERNS_ENV: &str = "LOCKROUTE_LOCK_PATTERNS";
 
 /// A value echoed in an error: quoted, with control characters escaped so that the error
@@ -321,6 +326,8 @@ pub enum ConfigError {
         preset_names()
     )]
     Preset { value: Shown },
+    #[error("--pin: invalid value {value}: use auto or off")]
+    Pin { value: Shown },
     #[error("--preset: none turns every preset off and cannot be combined with {value}")]
     PresetNone { value: Shown },
     #[error(
@@ -346,6 +353,10 @@ pub enum ConfigError {
     },
     #[error("{var}: invalid value {value}: expected 1, true, 0 or false")]
     KillSwitch { var: &'static str, value: Shown },
+    #[error("{var}: {reason}")]
+    Env { var: &'static str, reason: String },
+    #[error("{0}")]
+    ControlFile(#[from] control::ControlFileError),
 }
 
 impl ConfigError {
@@ -374,13 +385,36 @@ impl Config {
         let listen = socket_addr("--listen", &general.listen)?;
         let admin_listen = socket_addr("--admin-listen", &general.admin_listen)?;
         let (pooler, direct) = cli.upstream.targets()?;
-        let (mode, mode_source) = effective_mode(general.mode, env)?;
+        let routing = cli.routing.validate(env)?;
+        let start = control::start_inputs(&cli, &routing, env)?;
+        let control_file = general
+            .control_file
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        let initial_control_text = match &control_file {
+            Some(path) => Some(control::read_control_file(path)?),
+            None => None,
+        };
+        let initial_control = match &initial_control_text {
+            Some(text) => control::parse(text)?,
+            None => control::Inputs::default(),
+        };
+        let effective = initial_control.over(&start).resolve();
         Ok(Config {
             listen,
             admin_listen,
-            mode,
-            mode_source,
-            routing: cli.routing.validate(env)?,
+            mode: effective.mode.value,
+            mode_source: effective.mode_source,
+            control_file,
+            control_poll_interval: duration(
+                "--control-poll-interval",
+                &general.control_poll_interval,
+            )?,
+            start,
+            initial_control,
+            initial_control_text,
+            routing,
             direct_lane: cli.direct.validate()?,
             client: cli.client.validate(listen, &pooler)?,
             connect_timeout: duration("--connect-timeout", &cli.upstream.connect_timeout)?,
@@ -388,42 +422,6 @@ impl Config {
             log_format: general.log_format,
             pooler,
             direct,
-        })
-    }
-}
-
-/// Applies the kill switches. Both variables are always checked, so a typo in either is
-/// reported even when the other one is on: a kill switch that is silently ignored is worse
-/// than no kill switch.
-fn effective_mode(
-    flag: Mode,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Mode, ModeSource), ConfigError> {
-    let mut chosen = (flag, ModeSource::Flag);
-    for (var, source) in KILL_SWITCHES.iter().rev() {
-        if kill_switch(var, env)? {
-            chosen = (Mode::Passthrough, *source);
-        }
-    }
-    Ok(chosen)
-}
-
-fn kill_switch(
-    var: &'static str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<bool, ConfigError> {
-    let Some(raw) = env(var) else {
-        return Ok(false);
-    };
-    let value = raw.trim();
-    if value.is_empty() || value == "0" || value.eq_ignore_ascii_case("false") {
-        Ok(false)
-    } else if value == "1" || value.eq_ignore_ascii_case("true") {
-        Ok(true)
-    } else {
-        Err(ConfigError::KillSwitch {
-            var,
-            value: Shown::new(&raw),
         })
     }
 }
@@ -478,8 +476,8 @@ impl RoutingArgs {
         Ok(RoutingConfig {
             tag: self.tag.clone(),
             lock_patterns: lock_patterns(&self.lock_patterns, env)?,
-            pin: self.pin,
-            presets: presets(&self.presets)?,
+            pin: pin(self.pin, env)?,
+            presets: presets(&preset_values(&self.presets, env))?,
         })
     }
 }
@@ -492,6 +490,30 @@ fn preset_names() -> String {
 /// `--preset` values (clap has already split `LOCKROUTE_PRESETS` at commas). Blank items are
 /// dropped, so `a,,b` and a trailing comma work; no item at all means every built-in preset.
 /// Names are exact and lower case, as DESIGN.md writes them.
+/// The flag wins over `LOCKROUTE_PRESETS`, a comma list. (Read here, not by clap, so that the
+/// environment is the one `Config::from_args` is given, as for every routing setting.)
+fn preset_values(flags: &[String], env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    if !flags.is_empty() {
+        return flags.to_vec();
+    }
+    env(control::PRESETS_VAR)
+        .map(|list| list.split(',').map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// `--pin`, else `LOCKROUTE_PIN`, else `auto`.
+fn pin(flag: Option<Pin>, env: &dyn Fn(&str) -> Option<String>) -> Result<Pin, ConfigError> {
+    if let Some(pin) = flag {
+        return Ok(pin);
+    }
+    match env(control::PIN_VAR).as_deref().map(str::trim) {
+        None | Some("") => Ok(Pin::Auto),
+        Some(value) => Pin::from_str(value, true).map_err(|_| ConfigError::Pin {
+            value: Shown::new(value),
+        }),
+    }
+}
+
 fn presets(values: &[String]) -> Result<Vec<PresetId>, ConfigError> {
     let names: Vec<&str> = values
         .iter()
@@ -559,7 +581,7 @@ fn check_regex(pattern: &str) -> Result<(), ConfigError> {
 
 /// regex's syntax errors are several lines (`regex parse error:`, the pattern, a caret, then
 /// `error: ...`); the `error:` line is the one that says what is wrong.
-fn regex_reason(err: &regex::Error) -> String {
+pub(super) fn regex_reason(err: &regex::Error) -> String {
     let text = err.to_string();
     let line = text
         .lines()

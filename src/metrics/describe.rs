@@ -52,6 +52,16 @@ pub(super) fn describe_all() {
         Unit::Count,
         "1 for the active mode (split, passthrough, shadow), 0 for the others."
     );
+    describe_counter!(
+        CONFIG_RELOADS_TOTAL,
+        Unit::Count,
+        "Control-file reloads (SIGHUP, POST /reload, a changed file), by result: ok, or error when the file was refused and the old settings kept serving."
+    );
+    describe_gauge!(
+        CONFIG_LAST_RELOAD_SUCCESS,
+        Unit::Seconds,
+        "Unix time the settings in force were loaded: at start, then at each applied reload."
+    );
     describe_gauge!(
         BUILD_INFO,
         Unit::Count,

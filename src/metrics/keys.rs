@@ -15,6 +15,8 @@ pub(super) static CLIENT_CONNECTIONS_TOTAL_KEY: Key =
 pub(super) static DIRECT_WAIT_KEY: Key = Key::from_static_name(DIRECT_WAIT_SECONDS);
 pub(super) static DRAINING_KEY: Key = Key::from_static_name(DRAINING);
 pub(super) static RUNTIME_TASKS_KEY: Key = Key::from_static_name(RUNTIME_TASKS);
+pub(super) static CONFIG_LAST_RELOAD_SUCCESS_KEY: Key =
+    Key::from_static_name(CONFIG_LAST_RELOAD_SUCCESS);
 static BUILD_INFO_LABELS: [Label; 1] = [Label::from_static_parts(
     "version",
     env!("CARGO_PKG_VERSION"),
@@ -34,6 +36,7 @@ pub(super) struct Keys {
     pub(super) mode: [Key; Mode::ALL.len()],
     /// `None` where a preset has no rule of that kind: that series does not exist.
     pub(super) lock_path: [[Option<Key>; Kind::ALL.len()]; PresetId::ALL.len()],
+    pub(super) config_reloads: [Key; CONNECT_RESULTS.len()],
 }
 
 pub(super) static KEYS: LazyLock<Keys> = LazyLock::new(Keys::build);
@@ -99,6 +102,7 @@ impl Keys {
             ),
             mode: by(MODE, "mode", Mode::ALL.map(Mode::as_str)),
             lock_path: lock_path_keys(),
+            config_reloads: by(CONFIG_RELOADS_TOTAL, "result", CONNECT_RESULTS),
         }
     }
 
@@ -110,6 +114,7 @@ impl Keys {
             .chain(self.upstream_lost.iter().flatten())
             .chain(&self.errors)
             .chain(self.bytes.iter().flatten())
+            .chain(&self.config_reloads)
             .chain([&CLIENT_CONNECTIONS_TOTAL_KEY])
             .chain(self.lock_path.iter().flatten().flatten())
     }
@@ -120,6 +125,7 @@ impl Keys {
             &DRAINING_KEY,
             &BUILD_INFO_KEY,
             &RUNTIME_TASKS_KEY,
+            &CONFIG_LAST_RELOAD_SUCCESS_KEY,
         ])
     }
 

@@ -4,6 +4,8 @@
 //! connection; otherwise a transaction never spans lanes, so a unit that starts inside an open
 //! transaction stays on that transaction's lane even when it matches; otherwise a statement tag
 //! or pattern sends the unit to the shared direct lane, and everything else to the pooler.
+//! The mode can change between units (`--control-file`), so passthrough and shadow also keep an
+//! open transaction on its lane: it finishes where it started.
 
 use crate::config::Mode;
 
@@ -31,9 +33,14 @@ pub struct Decision {
 
 pub fn decide(unit: &UnitContext) -> Decision {
     let (lane, reason) = match unit.mode {
-        Mode::Passthrough => (Lane::Pooler, Reason::Passthrough),
+        // A transaction open when the mode changed finishes on its lane.
+        Mode::Passthrough => match unit.open_transaction {
+            Some(Lane::Direct) => (Lane::Direct, Reason::InTransaction),
+            _ => (Lane::Pooler, Reason::Passthrough),
+        },
         Mode::Shadow => match (unit.open_transaction, unit.detected, unit.session_tagged) {
-            (Some(_), Some(_), _) => (Lane::Pooler, Reason::InTransaction),
+            (Some(lane), Some(_), _) => (lane, Reason::InTransaction),
+            (Some(Lane::Direct), None, _) => (Lane::Direct, Reason::Default),
             (None, Some(_), _) | (_, _, true) => (Lane::Pooler, Reason::Shadow),
             _ => (Lane::Pooler, Reason::Default),
         },
@@ -95,6 +102,24 @@ mod tests {
             ),
             (
                 unit(Passthrough, true, None, Some(Pattern)),
+                P,
+                Reason::Passthrough,
+            ),
+            // The mode turned while a transaction was open on the direct lane: it finishes there.
+            (unit(Passthrough, false, Some(D), None), D, InTransaction),
+            (
+                unit(Passthrough, true, Some(D), Some(Pattern)),
+                D,
+                InTransaction,
+            ),
+            (
+                unit(Shadow, false, Some(D), Some(Pattern)),
+                D,
+                InTransaction,
+            ),
+            (unit(Shadow, false, Some(D), None), D, Default),
+            (
+                unit(Passthrough, false, Some(P), None),
                 P,
                 Reason::Passthrough,
             ),

@@ -4,8 +4,8 @@ pub mod decide;
 pub mod detect;
 pub mod effects;
 mod lex;
-pub mod txcmd;
 pub mod presets;
+pub mod txcmd;
 
 /// Where a unit runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -82,7 +82,7 @@ impl Session {
             }
             return Answered::Yes;
         }
-        if self.units.open || !matches!(frame.tag, b'Q' | b'P' | b'B') || !self.may_defer() {
+        if self.units.open || !matches!(frame.tag, b'Q' | b'P' | b'B') {
             return Answered::No;
         }
         let Some(sql) = self.statements.sql_of(frame) else {
@@ -91,8 +91,11 @@ impl Session {
         let Some(command) = tx_command(sql) else {
             return Answered::No;
         };
+        if !self.may_defer() {
+            return Answered::No;
+        }
         // A tagged BEGIN routes its transaction itself.
-        if self.ctx.detector.statement(sql).is_some() {
+        if self.ctx.live.load().detector.statement(sql).is_some() {
             return Answered::No;
         }
         let sql = Bytes::copy_from_slice(sql);
@@ -122,7 +125,7 @@ impl Session {
 
     /// Split mode, not on a dedicated session, and no transaction open on any lane.
     fn may_defer(&self) -> bool {
-        self.ctx.config.mode == Mode::Split
+        self.ctx.live.load().mode == Mode::Split
             && !matches!(self.direct, Direct::Dedicated { .. })
             && !self.tagged
             && Lane::ALL.iter().all(|&lane| {

@@ -193,16 +193,22 @@ impl Session {
 
     /// The unit's lane and reason, and the lock rule that matched its statement, if any.
     pub(super) fn decide(&self, frame: &Frame) -> (Decision, Option<LockMatch>) {
-        let detection = self.statements.sql_of(frame).and_then(|sql| {
-            let name = self.statements.name_of(frame);
-            self.ctx.detector.statement_named(name, sql)
-        });
+        // The live settings, read once per unit: a reload takes effect at the next unit.
+        let live = self.ctx.live.load();
+        let detection = self
+            .statements
+            .sql_of(frame)
+            .filter(|_| live.mode != crate::config::Mode::Passthrough)
+            .and_then(|sql| {
+                let name = self.statements.name_of(frame);
+                live.detector.statement_named(name, sql)
+            });
         let open_transaction = self
             .upstream(self.units.active)
             .filter(|up| up.server.status() != TxStatus::Idle)
             .map(|_| self.units.active);
         let decision = decide(&UnitContext {
-            mode: self.ctx.config.mode,
+            mode: live.mode,
             session_tagged: self.tagged,
             pinned: self.pinned.is_some(),
             open_transaction,

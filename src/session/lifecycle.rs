@@ -43,8 +43,12 @@ async fn open(ctx: Arc<Ctx>, hello: Hello) -> Option<Session> {
         params,
         application_name,
     } = hello;
-    let tagged = ctx.config.mode == crate::config::Mode::Split
-        && ctx.detector.session_tagged(application_name.as_bytes());
+    // Decided once, in the mode live now: a client that connects during passthrough or shadow
+    // is routed like an untagged client for its whole life (docs/kill-switch.md).
+    let live = ctx.live.load();
+    let tagged = live.mode == crate::config::Mode::Split
+        && live.detector.session_tagged(application_name.as_bytes());
+    drop(live);
     let mut direct = Direct::None;
     let mut pooler = None;
     let greeting_params;

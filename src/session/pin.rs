@@ -39,10 +39,8 @@ impl std::fmt::Display for Refused {
 impl Session {
     /// The reason to pin the client before `frame`'s unit runs, if it must be pinned.
     pub(super) fn pin_needed(&mut self, frame: &Frame, decision: Decision) -> Option<PinReason> {
-        if self.ctx.config.routing.pin != Pin::Auto
-            || self.ctx.config.mode != Mode::Split
-            || self.tagged
-            || self.pinned.is_some()
+        let live = self.ctx.live.load();
+        if live.pin != Pin::Auto || live.mode != Mode::Split || self.tagged || self.pinned.is_some()
         {
             return None;
         }

@@ -250,6 +250,23 @@ impl DirectPool {
         }
     }
 
+    /// Closes the shared connections that are idle now, politely (`Terminate`). The kill
+    /// switch turned on live calls this, so that passthrough spares the direct endpoint as a
+    /// restart would; a connection leased by a unit still in flight comes back to the idle list
+    /// later and is closed by the next call. The next lock-path unit in split opens a new one.
+    pub async fn close_idle(&self) -> usize {
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap());
+        let closed = idle.len();
+        for mut upstream in idle {
+            upstream
+                .conn
+                .wbuf
+                .extend_from_slice(&crate::protocol::message::terminate());
+            let _ = tokio::time::timeout(KEEPALIVE_TIMEOUT, upstream.conn.drain()).await;
+        }
+        closed
+    }
+
     async fn keepalive_once(self: &Arc<Self>) {
         for _ in 0..self.config.pool_size {
             let Ok(permit) = self.permits.clone().try_acquire_owned() else {

@@ -11,7 +11,8 @@
 //! `current_user`, so the oracle is exact: each client gets exactly its own replies, in order,
 //! with the expected message sequence, only the division errors (22012), and every statement ran
 //! as `app` (direct lane) or `pooler` (through PgBouncer) as the routing rules say. Inside a
-//! transaction the lane of its `BEGIN` applies, whatever the later statements' tags say.
+//! transaction the lane of its first statement applies (lockroute answers an untagged `BEGIN`
+//! itself), whatever the later statements' tags say.
 
 mod common;
 #[path = "interleave/wire.rs"]
@@ -236,7 +237,13 @@ impl<'a> Script<'a> {
                 body,
                 commit_tagged,
             } => {
-                let user = lane_user(*begin_tagged);
+                // A tagged BEGIN picks its lane itself. lockroute answers an untagged one and
+                // runs the transaction on the lane of its first statement (DESIGN.md, Routing).
+                let user = match body.first() {
+                    _ if *begin_tagged => lane_user(true),
+                    Some(first) => lane_user(self.tagged(first)),
+                    None => lane_user(false),
+                };
                 let begin = query(&format!("{}begin", tag(*begin_tagged)));
                 self.steps
                     .push(vec![phase(begin, command("BEGIN", user, b'T'))]);
@@ -247,6 +254,16 @@ impl<'a> Script<'a> {
                 self.steps
                     .push(vec![phase(commit, command("COMMIT", user, b'I'))]);
             }
+        }
+    }
+
+    /// Whether a statement carries the tag, itself or through its named slot.
+    fn tagged(&self, stmt: &Stmt) -> bool {
+        match *stmt {
+            Stmt::Simple { tagged } | Stmt::Unnamed { tagged } | Stmt::Describe { tagged } => {
+                tagged
+            }
+            Stmt::Named { slot, .. } => self.plan.slots[slot].tagged,
         }
     }
 

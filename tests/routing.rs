@@ -63,6 +63,13 @@ async fn tagged_statement_inside_a_transaction_stays_on_the_pooler() {
     let proxy = Proxy::start(&[]).await;
     let mut client = proxy.connect().await;
     let tx = client.transaction().await.unwrap();
+    // The transaction's first statement picks its lane (lockroute answered the BEGIN).
+    let first: String = tx
+        .query_one("select current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(first, "pooler");
     let user: String = tx
         .query_one(&format!("{TAG}select current_user::text"), &[])
         .await
@@ -473,14 +480,16 @@ async fn every_routed_unit_is_counted_under_the_lane_the_server_saw() {
         run(common::simple_rows(&client, "select current_user").await);
     }
     client.batch_execute("begin").await.unwrap();
+    run(common::simple_rows(&client, "select current_user").await);
     for _ in 0..3 {
         run(common::simple_rows(&client, &format!("{TAG}select current_user")).await);
     }
     client.batch_execute("commit").await.unwrap();
-    // The server's view: 7 units ran as `app` (direct), 8 as `pooler`.
+    // The server's view: 7 units ran as `app` (direct), 9 as `pooler`.
     assert_eq!(seen.get("app"), Some(&7), "{seen:?}");
-    assert_eq!(seen.get("pooler"), Some(&8), "{seen:?}");
-    // lockroute's counters say the same, unit by unit (begin and commit are units too).
+    assert_eq!(seen.get("pooler"), Some(&9), "{seen:?}");
+    // lockroute's counters say the same, unit by unit. lockroute answered the BEGIN itself and
+    // sent it with the transaction's first statement, one unit; the COMMIT is a unit.
     let routed = |lane: &str, reason: &str| {
         format!("lockroute_routed_total{{lane=\"{lane}\",reason=\"{reason}\"}}")
     };

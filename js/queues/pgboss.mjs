@@ -118,7 +118,8 @@ async function run() {
       not_done: main.filter((r) => r.state !== "completed").map((r) => `${r.job}:${r.state}`),
       // A job pg-boss expired (its completion or heartbeat lost) and retried or failed.
       expired: states.rows.filter((r) => r.retry_count > 0 || r.state === "failed").length,
-      stalled: 0,
+      // Claimed and never completed nor expired by the end of the run.
+      stalled: main.filter((r) => r.state === "active").length,
       listen_channel_notifications: Object.entries(c.notifications)
         .filter(([ch]) => ch.includes("pgboss"))
         .reduce((a, [, n]) => a + n, 0),

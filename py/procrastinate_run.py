@@ -208,11 +208,16 @@ async def run() -> None:
             latencies.append(round((started_at[name] - sent) * 1000) if name in started_at else None)
         while time.monotonic() < deadline:
             await asyncio.sleep(0.1)
+        if worker.done():
+            # The worker gave up before the end of the run: its exception is tallied below.
+            tally("worker:exited_early")
         worker.cancel()
         try:
             await asyncio.wait_for(worker, timeout=8)
-        except (asyncio.CancelledError, asyncio.TimeoutError):
+        except asyncio.CancelledError:
             pass
+        except asyncio.TimeoutError:
+            tally("worker:stop_timeout")
         except Exception as e:  # noqa: BLE001 - the worker's own failure is a result
             tally(f"worker:{type(e).__name__}")
     print(json.dumps(await summary(pool, latencies)))

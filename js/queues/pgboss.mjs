@@ -39,7 +39,9 @@ function boss(url, extra = {}) {
   const b = new PgBoss({
     connectionString: url,
     schema,
+    // Expiry runs in the monitor pass, as often as the longer of these two (default 60 s).
     superviseIntervalSeconds: 2,
+    monitorIntervalSeconds: 2,
     ...extra,
   });
   b.on("error", (e) => c.tally(e, "boss_error"));

@@ -571,6 +571,10 @@ cmd_install_deps() {
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     # systemd-analyze verifies the shipped unit file in the suite.
     command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+    # tests/queues.rs runs procrastinate from a venv (scripts/queues-venv.sh); Debian's python3
+    # makes one only with python3-venv (ensurepip).
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
     ((${#missing[@]})) || return 0
     log "installing ${missing[*]}"
     local sudo=()

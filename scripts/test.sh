@@ -13,9 +13,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 bash scripts/standin.sh install-deps
-if [[ ! -d js/node_modules ]]; then
-    (cd js && npm ci --no-audit --no-fund)
+# Again whenever package-lock.json differs from the one the last `npm ci` here installed.
+if ! cmp -s js/package-lock.json js/node_modules/.lockroute-installed-lock.json; then
+    (cd js && npm ci --no-audit --no-fund && cp package-lock.json node_modules/.lockroute-installed-lock.json)
 fi
+# procrastinate for tests/queues.rs, pinned, in .venv-queues/ (a no-op when up to date).
+bash scripts/queues-venv.sh >/dev/null
 
 STANDIN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/lockroute-standin.XXXXXX")
 # The stand-in also stops itself if this script dies without running the trap (--owner-pid).

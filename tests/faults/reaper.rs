@@ -23,6 +23,15 @@ pub struct Reaped {
 /// restarts it on the same port and counts it. Those are bugs of the stand-in's pooler, not the
 /// fault under test, and to the fleet a restart is one more way the pooler drops every socket.
 pub async fn reap(pooler: Arc<PrivatePooler>, span: Duration) -> Reaped {
+    reap_every(pooler, span, 1000..=2000).await
+}
+
+/// The same, with the pause between KILLs drawn from `period_ms` (e.g. `1500..=1500`).
+pub async fn reap_every(
+    pooler: Arc<PrivatePooler>,
+    span: Duration,
+    period_ms: std::ops::RangeInclusive<u64>,
+) -> Reaped {
     let deadline = Instant::now() + span;
     let mut reaped = Reaped::default();
     if let Err(e) = warm(&pooler).await {
@@ -30,7 +39,7 @@ pub async fn reap(pooler: Arc<PrivatePooler>, span: Duration) -> Reaped {
     }
     let mut next = Instant::now();
     loop {
-        next += Duration::from_millis(rand::random_range(1000..=2000));
+        next += Duration::from_millis(rand::random_range(period_ms.clone()));
         tokio::time::sleep_until(next.into()).await;
         if Instant::now() >= deadline {
             return reaped;

@@ -29,15 +29,22 @@ async fn notify(channel: &str, count: usize, every: Duration) {
     }
 }
 
-/// An untagged postgres.js client LISTENs through lockroute while PgBouncer is `KILL`ed every
-/// 1–2 s: the LISTEN pins it to a dedicated direct session, so every NOTIFY arrives.
-#[tokio::test]
-async fn postgres_js_listen_gets_every_notify_while_the_pooler_is_reaped() {
-    let private = Arc::new(StandIn::shared().private_pooler("listenjs"));
+/// The venv's python (scripts/queues-venv.sh; `LOCKROUTE_QUEUES_VENV` moves it).
+fn python() -> std::path::PathBuf {
+    std::env::var_os("LOCKROUTE_QUEUES_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-queues"))
+        .join("bin/python")
+}
+
+/// An untagged LISTEN client (`program script`) through lockroute while PgBouncer is `KILL`ed
+/// every 1–2 s: the LISTEN pins it to a dedicated direct session, so every NOTIFY arrives.
+async fn listen_under_reaping(name: &str, program: std::path::PathBuf, script: std::path::PathBuf) {
+    let private = Arc::new(StandIn::shared().private_pooler(name));
     let proxy = Proxy::in_front_of(&private.pooler_url).await;
     let channel = unique_name("wake");
-    let mut child = Command::new("node")
-        .arg(js_dir().join("listen.mjs"))
+    let mut child = Command::new(program)
+        .arg(script)
         .env("DATABASE_URL", proxy.url())
         .env("CHANNEL", &channel)
         .env("COUNT", "10")
@@ -45,7 +52,7 @@ async fn postgres_js_listen_gets_every_notify_while_the_pooler_is_reaped() {
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("node runs");
+        .expect("the client runs");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
         .await
@@ -73,6 +80,17 @@ async fn postgres_js_listen_gets_every_notify_while_the_pooler_is_reaped() {
         "the LISTEN pinned its client"
     );
     proxy.stop().await;
+}
+
+#[tokio::test]
+async fn postgres_js_listen_gets_every_notify_while_the_pooler_is_reaped() {
+    listen_under_reaping("listenjs", "node".into(), js_dir().join("listen.mjs")).await;
+}
+
+#[tokio::test]
+async fn psycopg_listen_gets_every_notify_while_the_pooler_is_reaped() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py/listen.py");
+    listen_under_reaping("listenpy", python(), script).await;
 }
 
 /// Four good_job-style workers take each job with `pg_try_advisory_lock` inside a CTE, run it,

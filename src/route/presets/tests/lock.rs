@@ -137,6 +137,49 @@ pub(super) const LOCK: &[Lock] = &[
         "",
         r#"WITH results AS (UPDATE pgboss.job_common SET completed_on = now(), state = 'completed', output = $3::jsonb WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active' RETURNING 1) SELECT COUNT(*) FROM results"#,
     ),
+    // pg-boss 12.38.0 from npm (dist/plans.js), rendered for queue `q` in schema `pgboss`.
+    lock(
+        PgBoss,
+        "fetchNextJob()",
+        Claim,
+        "",
+        "\n      WITH\n      \n      \n      \n      next AS (\n        SELECT j.id\n        FROM pgboss.job_common j\n        WHERE j.name = 'q'\n          AND j.state < 'active'\n          AND NOT j.blocked\n          AND j.start_after <= pgboss.job_now()\n        ORDER BY j.priority desc, j.created_on\n        LIMIT 1\n        FOR UPDATE OF j SKIP LOCKED\n      )\n      \n      \n      UPDATE pgboss.job_common j SET\n        state = 'active',\n        started_on = pgboss.job_now(),\n        heartbeat_on = pgboss.job_now(),\n        retry_count = CASE WHEN started_on IS NOT NULL THEN retry_count + 1 ELSE retry_count END\n      FROM next\n      WHERE name = 'q' AND j.id = next.id\n      \n      \n      RETURNING j.id, name, data, retry_count as \"retryCount\", expire_seconds as \"expireInSeconds\", heartbeat_seconds as \"heartbeatSeconds\", group_id as \"groupId\", group_tier as \"groupTier\"\n    ",
+    ),
+    lock(
+        PgBoss,
+        "touchJobs()",
+        Heartbeat,
+        "",
+        "\n    WITH results AS (\n      UPDATE pgboss.job_common\n      SET heartbeat_on = pgboss.job_now()\n      WHERE name = $1\n        AND id = ANY($2::uuid[])\n        AND state = 'active'\n        \n      RETURNING id\n    )\n    SELECT COUNT(*), COALESCE(array_agg(id), '{}'::uuid[]) AS ids FROM results\n  ",
+    ),
+    lock(
+        PgBoss,
+        "completeJobs()",
+        Complete,
+        "",
+        "\n    WITH results AS (\n      UPDATE pgboss.job_common\n      SET completed_on = pgboss.job_now(),\n        state = 'completed',\n        output = $3::jsonb,\n        blocked = blocked,\n        pending_dependencies = pending_dependencies\n      WHERE name = $1\n        AND id = ANY($2::uuid[])\n        AND state = 'active'\n        \n      RETURNING id\n    )\n    SELECT COUNT(*), COALESCE(array_agg(id), '{}'::uuid[]) AS ids FROM results\n  ",
+    ),
+    lock(
+        PgBoss,
+        "trySetTimestamp()",
+        Elect,
+        "",
+        "\n    UPDATE pgboss.version\n    SET bam_on = pgboss.job_now()\n    WHERE EXTRACT( EPOCH FROM (pgboss.job_now() - COALESCE(bam_on, pgboss.job_now() - interval '1 week') ) ) >= 60\n    RETURNING true\n  ",
+    ),
+    lock(
+        PgBoss,
+        "trySetTimestamp()",
+        Elect,
+        "",
+        "\n    WITH due AS (\n      SELECT name\n      FROM pgboss.queue\n      WHERE name = ANY($1::text[])\n        AND EXTRACT( EPOCH FROM (pgboss.job_now() - COALESCE(monitor_claim_on, monitor_on, pgboss.job_now() - interval '1 week') ) ) >= 60\n      FOR UPDATE SKIP LOCKED\n    )\n    UPDATE pgboss.queue\n    SET monitor_claim_on = pgboss.job_now()\n    FROM due\n    WHERE queue.name = due.name\n    RETURNING queue.name\n  ",
+    ),
+    lock(
+        PgBoss,
+        "trySetTimestamp()",
+        Elect,
+        "",
+        "\n    WITH prior AS (\n      SELECT cron_on, EXTRACT( EPOCH FROM (pgboss.job_now() - cron_on) ) as elapsed FROM pgboss.version\n    ), claim AS (\n      UPDATE pgboss.version SET cron_on = pgboss.job_now() WHERE true RETURNING true\n    )\n    SELECT prior.cron_on FROM prior\n  ",
+    ),
     // graphile-worker main @ abfb4cff, src/sql/getJobs.ts, cron.ts, completeJobs.ts.
     lock(
         GraphileWorker,

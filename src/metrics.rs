@@ -55,13 +55,16 @@ pub const DRAINING: &str = "lockroute_draining";
 pub const RUNTIME_TASKS: &str = "lockroute_runtime_tasks";
 /// Counter: units routed because a lock rule matched, by the rule's `preset` and `kind`.
 pub const LOCK_PATH_TOTAL: &str = "lockroute_lock_path_total";
+/// Counter: retry-safe lock statements run again on a fresh direct connection after theirs was
+/// lost before the reply reached the client, by `preset` and `kind`.
+pub const LOCK_PATH_RETRIES_TOTAL: &str = "lockroute_lock_path_retries_total";
 
 pub const CONFIG_RELOADS_TOTAL: &str = "lockroute_config_reloads_total";
 pub const CONFIG_LAST_RELOAD_SUCCESS: &str =
     "lockroute_config_last_reload_success_timestamp_seconds";
 
 /// Every metric lockroute exports.
-pub const ALL_NAMES: [&str; 22] = [
+pub const ALL_NAMES: [&str; 23] = [
     CLIENT_CONNECTIONS,
     CLIENT_CONNECTIONS_TOTAL,
     ROUTED_TOTAL,
@@ -82,6 +85,7 @@ pub const ALL_NAMES: [&str; 22] = [
     pins::DIRECT_SESSIONS,
     pins::DIRECT_SESSIONS_MAX,
     LOCK_PATH_TOTAL,
+    LOCK_PATH_RETRIES_TOTAL,
     CONFIG_RELOADS_TOTAL,
     CONFIG_LAST_RELOAD_SUCCESS,
 ];
@@ -292,6 +296,13 @@ pub fn routed(lane: Lane, reason: Reason) {
 /// A unit was routed because the lock rule `lock` matched.
 pub fn lock_path(lock: LockMatch) {
     if let Some(key) = &KEYS.lock_path[lock.preset as usize][lock.kind as usize] {
+        counter(key).increment(1);
+    }
+}
+
+/// A retry-safe lock statement (`lock`) was run again after its direct connection was lost.
+pub fn lock_path_retry(lock: LockMatch) {
+    if let Some(key) = &KEYS.lock_path_retries[lock.preset as usize][lock.kind as usize] {
         counter(key).increment(1);
     }
 }

@@ -188,6 +188,59 @@ async fn fleet_survives_repeated_terminations_of_the_direct_connection() {
     proxy.stop().await;
 }
 
+/// Renewals are retry-safe (fenced by the lock token): when the sticky direct connection is
+/// terminated under one, lockroute runs it again on a fresh connection instead of failing it.
+/// Claims are not retried, and none runs twice.
+#[tokio::test]
+async fn renewals_survive_the_direct_connection_terminated_every_700ms() {
+    fleet::install_audit().await;
+    let forward = Forward::start(pg_addr()).await;
+    let proxy = proxy_via(&forward).await;
+    let queue = common::unique_name("dretry");
+    let mut env = fleet::fault_env(&queue, "12", "true");
+    env.retain(|(k, _)| *k != "RENEW_MS");
+    env.push(("RENEW_MS", "200"));
+    let url = proxy.url();
+    let terminator = async {
+        let mut terminations = 0;
+        let deadline = Instant::now() + Duration::from_secs(12);
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            let pids = pids_behind(&forward).await;
+            if !pids.is_empty() {
+                terminate(&pids).await;
+                terminations += pids.len() as u64;
+            }
+        }
+        terminations
+    };
+    let (run, terminations) = tokio::join!(fleet::run(&url, &env), terminator);
+    let audit = Audit::of(&queue).await;
+    let retries = proxy
+        .metric("lockroute_lock_path_retries_total{preset=\"gbrain\",kind=\"heartbeat\"}")
+        .await;
+    eprintln!(
+        "direct terminations={terminations} retries={retries} errors={} audit={audit:?}",
+        run.summary["errors_by_op"]
+    );
+    assert!(terminations >= 10, "the faults happened: {terminations}");
+    assert_eq!(
+        run.errors_of("renew"),
+        0,
+        "no renewal fails: {}",
+        run.summary
+    );
+    assert_eq!(run.count("renewals_lost"), 0, "{}", run.summary);
+    assert_eq!(audit.total("evict"), 0, "no eviction: {audit:?}");
+    assert_eq!(run.summary["double_claims"], 0, "{}", run.summary);
+    // A claim lost in flight is reported, never repeated.
+    for (code, _) in run.error_codes() {
+        assert_eq!(code, "08006", "only clean loss errors: {}", run.summary);
+    }
+    assert!(audit.count("renew", "app") > 0, "{audit:?}");
+    proxy.stop().await;
+}
+
 #[tokio::test]
 async fn direct_endpoint_down_falls_back_to_the_pooler_then_returns_by_itself() {
     fleet::install_audit().await;

@@ -82,5 +82,10 @@ pub(super) fn describe_all() {
         Unit::Count,
         "Tokio tasks alive at the last scrape; back to its idle value once clients leave."
     );
+    describe_counter!(
+        LOCK_PATH_RETRIES_TOTAL,
+        Unit::Count,
+        "Retry-safe lock statements run again on a fresh direct connection after theirs was lost before the reply reached the client, by preset and kind."
+    );
     super::pins::describe();
 }

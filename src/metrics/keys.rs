@@ -36,6 +36,8 @@ pub(super) struct Keys {
     pub(super) mode: [Key; Mode::ALL.len()],
     /// `None` where a preset has no rule of that kind: that series does not exist.
     pub(super) lock_path: [[Option<Key>; Kind::ALL.len()]; PresetId::ALL.len()],
+    /// The same series of `lockroute_lock_path_retries_total`.
+    pub(super) lock_path_retries: [[Option<Key>; Kind::ALL.len()]; PresetId::ALL.len()],
     pub(super) config_reloads: [Key; CONNECT_RESULTS.len()],
 }
 
@@ -69,12 +71,12 @@ pub(super) fn by<const N: usize>(
     values.map(|v| static_key(name, &[(label, v)]))
 }
 
-/// The keys of [`lock_path_series`], at `[preset][kind]`.
-fn lock_path_keys() -> [[Option<Key>; Kind::ALL.len()]; PresetId::ALL.len()] {
+/// The keys of `name` for each of [`lock_path_series`], at `[preset][kind]`.
+fn lock_path_keys(name: &'static str) -> [[Option<Key>; Kind::ALL.len()]; PresetId::ALL.len()] {
     let mut keys = [const { [const { None }; Kind::ALL.len()] }; PresetId::ALL.len()];
     for (preset, kind) in lock_path_series() {
         keys[preset as usize][kind as usize] = Some(static_key(
-            LOCK_PATH_TOTAL,
+            name,
             &[("preset", preset.as_str()), ("kind", kind.as_str())],
         ));
     }
@@ -101,7 +103,8 @@ impl Keys {
                 Direction::ALL.map(Direction::as_str),
             ),
             mode: by(MODE, "mode", Mode::ALL.map(Mode::as_str)),
-            lock_path: lock_path_keys(),
+            lock_path: lock_path_keys(LOCK_PATH_TOTAL),
+            lock_path_retries: lock_path_keys(LOCK_PATH_RETRIES_TOTAL),
             config_reloads: by(CONFIG_RELOADS_TOTAL, "result", CONNECT_RESULTS),
         }
     }
@@ -117,6 +120,7 @@ impl Keys {
             .chain(&self.config_reloads)
             .chain([&CLIENT_CONNECTIONS_TOTAL_KEY])
             .chain(self.lock_path.iter().flatten().flatten())
+            .chain(self.lock_path_retries.iter().flatten().flatten())
     }
 
     pub(super) fn gauges(&self) -> impl Iterator<Item = &Key> {

@@ -207,6 +207,19 @@ fn startup_series_counts_match_closed_label_sets() {
         (BUILD_INFO, 1),
         (DRAINING, 1),
         (LOCK_PATH_TOTAL, lock_path_series().count()),
+        (LOCK_PATH_RETRIES_TOTAL, lock_path_series().count()),
+        (
+            pins::PINS_TOTAL,
+            crate::route::effects::PinReason::ALL.len(),
+        ),
+        (
+            pins::PINNED_CLIENTS,
+            crate::route::effects::PinReason::ALL.len(),
+        ),
+        (
+            pins::PIN_REFUSED_TOTAL,
+            crate::route::effects::PinReason::ALL.len(),
+        ),
     ];
     for (name, expected) in table {
         assert_eq!(count(name), expected, "{name}");

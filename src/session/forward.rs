@@ -15,6 +15,7 @@ use crate::route::{Lane, Reason};
 
 use super::deferred::Answered;
 use super::local::Local;
+use super::retry::Retryable;
 use super::statements::{Outbound, Shared};
 use super::{Direct, End, Session, upstream_of};
 
@@ -101,6 +102,13 @@ impl Session {
             }) {
                 self.ctx.metrics.lock_path(lock);
             }
+            let shared = lane == Lane::Direct && matches!(self.direct, Direct::Shared(_));
+            self.units.retry = if shared && reason == Reason::Pattern && !self.units.retrying {
+                Retryable::arm(&frame, lock)
+            } else {
+                None
+            };
+            self.units.retrying = false;
             self.units.active = lane;
             self.units.started = Instant::now();
             let key = self.upstream(lane).and_then(|up| up.key);
@@ -149,6 +157,7 @@ impl Session {
         if let Some(effects) = shared_effects {
             up.server.note_effects(effects);
         }
+        let answered_before = self.client.wbuf.len();
         let before = up.conn.wbuf.len();
         self.statements.forward(
             &frame,
@@ -168,6 +177,15 @@ impl Session {
             Direction::ToUpstream,
             (up.conn.wbuf.len() - before) as u64,
         );
+        if let Some(retry) = self.units.retry.as_mut().filter(|_| lane == Lane::Direct) {
+            if !starts_unit {
+                retry.add(&frame);
+            }
+            // lockroute answered part of it itself (a Parse already prepared there).
+            if self.client.wbuf.len() != answered_before {
+                retry.replied();
+            }
+        }
         Ok(())
     }
 

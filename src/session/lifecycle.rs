@@ -117,6 +117,8 @@ async fn open(ctx: Arc<Ctx>, hello: Hello) -> Option<Session> {
             local: None,
             begun: None,
             local_batch: None,
+            retry: None,
+            retrying: false,
         },
         statements: Statements::default(),
         params,

@@ -18,6 +18,7 @@ mod lifecycle;
 pub mod local;
 mod pin;
 mod relay;
+mod retry;
 pub mod statements;
 
 use std::io;
@@ -76,6 +77,10 @@ struct Units {
     begun: Option<deferred::Begun>,
     /// An extended batch of one transaction command that lockroute answers up to its `Sync`.
     local_batch: Option<deferred::LocalBatch>,
+    /// The retry-safe lock unit in flight on the shared direct lane, if any.
+    retry: Option<retry::Retryable>,
+    /// The next unit is a retry: it is not retried again.
+    retrying: bool,
 }
 
 /// Why a client was pinned, counted in `lockroute_pinned_clients` while it lives.

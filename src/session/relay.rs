@@ -32,7 +32,19 @@ impl Session {
                     return self.on_upstream_lost(lane);
                 }
             };
-            match up.server.on_reply(frame.tag, frame.body(), now) {
+            let verdict = up.server.on_reply(frame.tag, frame.body(), now);
+            if lane == Lane::Direct {
+                match verdict {
+                    Verdict::Forward => {
+                        if let Some(retry) = self.units.retry.as_mut() {
+                            retry.replied();
+                        }
+                    }
+                    Verdict::UnitDone { .. } => self.units.retry = None,
+                    Verdict::Swallow | Verdict::Lost => {}
+                }
+            }
+            match verdict {
                 Verdict::Swallow => continue,
                 Verdict::Forward => {}
                 Verdict::UnitDone { started } => {
@@ -105,6 +117,11 @@ impl Session {
         );
         let mut up = up;
         let (owed, status) = up.server.lost();
+        if lane == Lane::Direct && !dedicated && self.retry_after_loss(owed) {
+            self.units.open = false;
+            self.cancel.set(None);
+            return Ok(());
+        }
         for _ in 0..owed {
             message::error_response(
                 &mut self.client.wbuf,

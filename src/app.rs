@@ -214,6 +214,7 @@ fn build_context(config: Arc<Config>) -> Result<Ctx, AppError> {
         scram,
         terminate: CancellationToken::new(),
         metrics: metrics::Hot::register(),
+        last_login: Default::default(),
         config,
     })
 }

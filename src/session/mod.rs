@@ -13,8 +13,10 @@
 //!   lane are answered, so replies come back in request order.
 
 mod forward;
+pub mod greeting;
 mod lifecycle;
 pub mod local;
+mod pooler;
 mod relay;
 pub mod statements;
 
@@ -103,6 +105,8 @@ struct Session {
     params: Vec<(String, String)>,
     cancel: Registration,
     last_client_frame: Instant,
+    /// Why the last attempt to open the pooler lane failed, for the unit's answer.
+    pooler_failure: Option<pooler::PoolerFailure>,
 }
 
 impl Session {

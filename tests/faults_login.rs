@@ -189,3 +189,55 @@ async fn pooler_refusing_the_login_reaches_the_first_client_verbatim() {
     );
     proxy.stop().await;
 }
+
+/// The fleet's postgres.js pool opens new connections while PgBouncer is down for 4 s: pooler
+/// units wait out the outage (the default `--pooler-connect-wait` is longer) and hold their
+/// connections, so renewals need new ones. Before issue 14 those logins failed; now they log
+/// in, and no renewal is lost.
+#[tokio::test]
+async fn pool_growing_during_a_pooler_outage_loses_no_renewal() {
+    fleet::install_audit().await;
+    let s = StandIn::shared();
+    let private = Arc::new(s.private_pooler("grow"));
+    let proxy = Proxy::in_front_of(&private.pooler_url).await;
+    let queue = common::unique_name("grow");
+    let mut env = fleet::fault_env(&queue, "14", "true");
+    for (name, value) in env.iter_mut() {
+        if *name == "WORKERS" {
+            *value = "8";
+        }
+    }
+    env.push(("POOL_MAX", "30"));
+    let logins = "lockroute_client_connections_total";
+    let restarter = Arc::clone(&private);
+    let outage = async {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let before = proxy.metric(logins).await;
+        let restart = tokio::task::spawn_blocking(move || {
+            restarter.restart(Duration::from_secs(4));
+        });
+        wait_refused(private.port).await;
+        let mut during = before;
+        while !restart.is_finished() {
+            during = proxy.metric(logins).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        restart.await.unwrap();
+        (before, during)
+    };
+    let url = proxy.url();
+    let (run, (before, during)) = tokio::join!(fleet::run(&url, &env), outage);
+    let audit = Audit::of(&queue).await;
+    eprintln!(
+        "logins before the outage: {before}, by its end: {during}; {}; audit {audit:?}",
+        run.summary
+    );
+    assert!(during > before, "the pool grew during the outage");
+    assert_eq!(run.count("renewals_lost"), 0, "{}", run.summary);
+    assert_eq!(run.lock_path_errors(), 0, "{}", run.summary);
+    assert_eq!(run.socket_errors(), 0, "{}", run.summary);
+    assert_eq!(audit.total("evict"), 0, "{audit:?}");
+    assert_eq!(audit.count("renew", "pooler"), 0, "{audit:?}");
+    assert!(audit.count("renew", "app") > 0, "{audit:?}");
+    proxy.stop().await;
+}

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fleet::{self, Audit, Run};
-use common::proxy::Proxy;
+use common::proxy::{Proxy, ProxyOptions};
 use common::{StandIn, current_user, pgbouncer_admin};
 use reaper::{Reaped, reap};
 use tokio_postgres::error::SqlState;
@@ -126,8 +126,18 @@ async fn pooler_restart_spares_the_lock_path_and_fails_pooler_units_cleanly() {
     fleet::install_audit().await;
     let s = StandIn::shared();
     let private = Arc::new(s.private_pooler("restart"));
+    // The fleet's proxy waits out the 3 s outage (the default --pooler-connect-wait is longer);
+    // the probe's proxy waits 1 s, so the pooler unit it sends during the outage fails, cleanly.
     let proxy = Proxy::in_front_of(&private.pooler_url).await;
-    let client = proxy.connect().await;
+    let wait = Duration::from_secs(1);
+    let probe = Proxy::start_with(ProxyOptions {
+        pooler_url: &private.pooler_url,
+        direct_url: &s.direct_url,
+        args: &["--pooler-connect-wait", "1s"],
+        env: &[],
+    })
+    .await;
+    let client = probe.connect().await;
     assert_eq!(current_user(&client).await, "pooler");
     let queue = common::unique_name("restart");
     let env = fleet::fault_env(&queue, "14", "true");
@@ -149,7 +159,8 @@ async fn pooler_restart_spares_the_lock_path_and_fails_pooler_units_cleanly() {
             "during the outage: {code} after {:?}: {err}",
             started.elapsed()
         );
-        assert!(code.starts_with("08"), "a connection-class SQLSTATE: {err}");
+        assert_eq!(code, "08001", "the statement did not run: {err}");
+        assert!(started.elapsed() < wait + Duration::from_secs(1));
         restart.await.unwrap();
     };
     let url = proxy.url();
@@ -170,6 +181,7 @@ async fn pooler_restart_spares_the_lock_path_and_fails_pooler_units_cleanly() {
     assert_eq!(audit.total("evict"), 0, "{audit:?}");
     assert!(run.count("completions") > 0, "{}", run.summary);
     proxy.stop().await;
+    probe.stop().await;
 }
 
 /// Waits until nothing listens on `port` any more.

@@ -157,9 +157,12 @@ impl Detector {
             Leading::Tagged => Some(Reason::StatementTag),
             Leading::NoText => None,
             Leading::Text(start) => {
-                let text = &sql[start..];
-                let text = &text[..text.len().min(MATCH_PREFIX_LIMIT)];
-                self.patterns.is_match(text).then_some(Reason::Pattern)
+                let whole = &sql[start..];
+                let text = &whole[..whole.len().min(MATCH_PREFIX_LIMIT)];
+                // A driver's connection bootstrap runs with the lock path it precedes (the
+                // whole text: nothing may follow it).
+                (self.patterns.is_match(text) || super::bootstrap::is_driver_bootstrap(whole))
+                    .then_some(Reason::Pattern)
             }
         }
     }

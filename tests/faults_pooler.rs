@@ -149,6 +149,17 @@ async fn pooler_restart_spares_the_lock_path_and_fails_pooler_units_cleanly() {
         });
         // While PgBouncer is down, a pooler unit gets a clean error in bounded time.
         wait_refused(private.port).await;
+        // The probe's pooler connection was idle: once the probe proxy has seen it drop, the
+        // next unit finds the pooler unreachable before anything is sent.
+        let lost_idle = "lockroute_upstream_lost_total{lane=\"pooler\",state=\"idle\"}";
+        let noticed = Instant::now();
+        while probe.metric(lost_idle).await < 1.0 {
+            assert!(
+                noticed.elapsed() < Duration::from_secs(5),
+                "the probe saw the drop"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let started = Instant::now();
         let err = tokio::time::timeout(Duration::from_secs(15), client.simple_query("select 1"))
             .await

@@ -61,17 +61,20 @@ fn transient_sqlstate(code: &str) -> bool {
 /// Reads a failed connect.
 pub fn classify(e: &ConnectError) -> Failure {
     match e {
-        ConnectError::Io(_) | ConnectError::Timeout => Failure::Unreachable,
+        // A TLS or protocol failure is also what a handshake cut in the middle looks like, so
+        // it is waited out like a closed port; a lasting one ends in 08001 that names it.
+        ConnectError::Io(_)
+        | ConnectError::Timeout
+        | ConnectError::Tls(_)
+        | ConnectError::Protocol(_) => Failure::Unreachable,
         ConnectError::Server {
             sqlstate, message, ..
         } => classify_server(sqlstate, message),
-        // Configuration: TLS, an auth method lockroute lacks, a missing password. Waiting
-        // changes none of them.
+        // Configuration: TLS refused, an auth method lockroute lacks, a missing password.
+        // Waiting changes none of them.
         ConnectError::TlsRefused
-        | ConnectError::Tls(_)
         | ConnectError::UnsupportedAuth(_)
-        | ConnectError::MissingPassword
-        | ConnectError::Protocol(_) => Failure::Refused,
+        | ConnectError::MissingPassword => Failure::Refused,
     }
 }
 

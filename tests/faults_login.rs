@@ -153,9 +153,11 @@ async fn login_neither_lane_can_serve_fails_with_a_fatal_naming_both() {
         env: &[],
     })
     .await;
-    let err = common::proxy::connect_err(&proxy.url()).await;
+    // lockroute serves the pooler URL's database name; the client asks for that one.
+    let url = proxy.url().replacen("/app?", "/no_such_db?", 1);
+    let err = common::proxy::connect_err(&url).await;
     let text = format!("{err:?}");
-    eprintln!("{err}");
+    eprintln!("{err:?}");
     assert_eq!(sqlstate(&err), "08001", "{text}");
     assert!(
         text.contains("the pooler") && text.contains("the direct lane"),
@@ -180,11 +182,13 @@ async fn pooler_refusing_the_login_reaches_the_first_client_verbatim() {
         env: &[],
     })
     .await;
-    let err = common::proxy::connect_err(&proxy.url()).await;
+    // lockroute serves the pooler URL's database name; the client asks for that one.
+    let url = proxy.url().replacen("/app?", "/no_such_db?", 1);
+    let err = common::proxy::connect_err(&url).await;
     let text = format!("{err:?}");
-    eprintln!("{err}");
+    eprintln!("{err:?}");
     assert!(
-        text.contains("no_such_db"),
+        text.contains("no such database: no_such_db"),
         "PgBouncer's own words reach the client: {text}"
     );
     proxy.stop().await;
@@ -239,5 +243,49 @@ async fn pool_growing_during_a_pooler_outage_loses_no_renewal() {
     assert_eq!(audit.total("evict"), 0, "{audit:?}");
     assert_eq!(audit.count("renew", "pooler"), 0, "{audit:?}");
     assert!(audit.count("renew", "app") > 0, "{audit:?}");
+    proxy.stop().await;
+}
+
+/// The pooler was unreachable at the first login (greeted from the direct lane), and when it
+/// comes back it refuses lockroute's login: the client's first pooler unit gets the pooler's own
+/// FATAL, and the connection closes, as a server's FATAL closes it.
+#[tokio::test]
+async fn pooler_refusing_after_an_outage_closes_the_client_with_its_fatal() {
+    let s = StandIn::shared();
+    let private = Arc::new(s.private_pooler("refuse_late"));
+    let pooler_url = private.pooler_url.replacen("/app?", "/no_such_db?", 1);
+    assert_ne!(pooler_url, private.pooler_url);
+    let restarter = Arc::clone(&private);
+    let restart = tokio::task::spawn_blocking(move || restarter.restart(Duration::from_secs(2)));
+    wait_refused(private.port).await;
+    let proxy = Proxy::start_with(ProxyOptions {
+        pooler_url: &pooler_url,
+        direct_url: &s.direct_url,
+        args: &[],
+        env: &[],
+    })
+    .await;
+    let url = proxy.url().replacen("/app?", "/no_such_db?", 1);
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("the login does not ask the pooler: {e:?}"));
+    tokio::spawn(connection);
+    let tagged = client
+        .query_one(&format!("{TAG}select current_user::text"), &[])
+        .await
+        .unwrap();
+    assert_eq!(tagged.get::<_, String>(0), "app");
+    restart.await.unwrap();
+    let err = client
+        .simple_query("select current_user")
+        .await
+        .expect_err("the pooler refuses the login");
+    let text = format!("{err:?}");
+    eprintln!("first pooler unit: {err}");
+    assert!(
+        text.contains("no such database: no_such_db"),
+        "the pooler's own words: {text}"
+    );
+    assert!(client.is_closed() || client.simple_query("select 1").await.is_err());
     proxy.stop().await;
 }

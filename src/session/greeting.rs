@@ -32,10 +32,6 @@ impl LastLogin {
         let pooler = self.pooler.lock().unwrap().clone();
         pooler.or_else(|| self.direct.lock().unwrap().clone())
     }
-
-    pub fn pooler_reached(&self) -> bool {
-        self.pooler.lock().unwrap().is_some()
-    }
 }
 
 /// The `ParameterStatus` values a client is greeted with: the server's, with the values the
@@ -116,7 +112,6 @@ mod tests {
         assert!(last.best().is_none());
         last.record_direct(&pairs(&[("server_version", "direct")]));
         assert_eq!(last.best().unwrap()[0].1, "direct");
-        assert!(!last.pooler_reached());
         last.record_pooler(&pairs(&[("server_version", "pooler")]));
         assert_eq!(last.best().unwrap()[0].1, "pooler");
     }

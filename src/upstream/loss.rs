@@ -61,18 +61,19 @@ fn transient_sqlstate(code: &str) -> bool {
 /// Reads a failed connect.
 pub fn classify(e: &ConnectError) -> Failure {
     match e {
-        // A TLS or protocol failure is also what a handshake cut in the middle looks like, so
-        // it is waited out like a closed port; a lasting one ends in 08001 that names it.
-        ConnectError::Io(_)
-        | ConnectError::Timeout
-        | ConnectError::Tls(_)
-        | ConnectError::Protocol(_) => Failure::Unreachable,
+        // A protocol failure during startup is also what a handshake cut in the middle looks
+        // like, so it is waited out like a closed port; a lasting one ends in 08001 naming it.
+        // (A TLS handshake cut is an I/O error; `Tls` is rustls refusing, e.g. a certificate.)
+        ConnectError::Io(_) | ConnectError::Timeout | ConnectError::Protocol(_) => {
+            Failure::Unreachable
+        }
         ConnectError::Server {
             sqlstate, message, ..
         } => classify_server(sqlstate, message),
-        // Configuration: TLS refused, an auth method lockroute lacks, a missing password.
-        // Waiting changes none of them.
+        // Configuration: TLS refused or not verified, an auth method lockroute lacks, a
+        // missing password. Waiting changes none of them.
         ConnectError::TlsRefused
+        | ConnectError::Tls(_)
         | ConnectError::UnsupportedAuth(_)
         | ConnectError::MissingPassword => Failure::Refused,
     }

@@ -208,7 +208,15 @@ impl Session {
                 self.client.wbuf.extend_from_slice(&frame);
                 return Err(End::Closed("the pooler refused the login"));
             }
-            Some(PoolerFailure::Unreachable { waited, error }) => format!(
+            Some(PoolerFailure::Unreachable {
+                error,
+                lock_path: true,
+                ..
+            }) => format!(
+                "lockroute: the direct lane is unavailable and the pooler is unreachable: {error}; \
+                 the statement did not run"
+            ),
+            Some(PoolerFailure::Unreachable { waited, error, .. }) => format!(
                 "lockroute: the pooler stayed unreachable for {} ms (--pooler-connect-wait): {error}; \
                  the statement did not run",
                 waited.as_millis()

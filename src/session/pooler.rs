@@ -30,8 +30,13 @@ const MIN_ATTEMPT: Duration = Duration::from_millis(20);
 /// Why the pooler lane could not be opened for a unit.
 #[derive(Debug)]
 pub(super) enum PoolerFailure {
-    /// Unreachable for the whole wait.
-    Unreachable { waited: Duration, error: String },
+    /// Unreachable for the whole wait; `lock_path`: a lock-path unit whose direct lane was
+    /// unavailable, which made one attempt and did not wait.
+    Unreachable {
+        waited: Duration,
+        error: String,
+        lock_path: bool,
+    },
     /// The pooler refused the login; its ErrorResponse, verbatim.
     Refused { frame: Bytes },
 }
@@ -101,6 +106,7 @@ impl Session {
                 self.pooler_failure = Some(PoolerFailure::Unreachable {
                     waited: started.elapsed(),
                     error: error.to_string(),
+                    lock_path: wait == Wait::Once,
                 });
                 return None;
             }

@@ -170,7 +170,13 @@ async fn pooler_restart_spares_the_lock_path_and_fails_pooler_units_cleanly() {
             "during the outage: {code} after {:?}: {err}",
             started.elapsed()
         );
-        assert_eq!(code, "08001", "the statement did not run: {err}");
+        // 08001: the pooler was unreachable and the statement did not run. 08006: PgBouncer's
+        // shutdown (SIGTERM waits for its clients) or a fresh start cut a unit already sent;
+        // either way a connection-class error, and the session survives (checked below).
+        assert!(
+            code == "08001" || code == "08006",
+            "a connection-class SQLSTATE: {err}"
+        );
         assert!(started.elapsed() < wait + Duration::from_secs(1));
         restart.await.unwrap();
     };

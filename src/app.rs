@@ -223,6 +223,7 @@ fn build_context(config: Arc<Config>, live: Arc<LiveHandle>) -> Result<Ctx, AppE
         scram,
         terminate: CancellationToken::new(),
         metrics: metrics::Hot::register(),
+        last_login: Default::default(),
         config,
     })
 }

@@ -28,4 +28,7 @@ pub struct Ctx {
     pub terminate: CancellationToken,
     /// The per-unit metric series, resolved once (see [`crate::metrics::Hot`]).
     pub metrics: crate::metrics::Hot,
+    /// The server parameters of the last successful login on each lane: what a new client is
+    /// greeted with, so that a login never waits on the pooler.
+    pub last_login: crate::session::greeting::LastLogin,
 }

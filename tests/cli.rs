@@ -324,3 +324,30 @@ fn bad_control_file_at_start_exits_64_naming_the_entry() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn bad_pooler_connect_wait_env_exits_64_with_one_line_naming_flag() {
+    let out = run(
+        &[],
+        &[
+            ("LOCKROUTE_POOLER_URL", "postgres://u:pw@h:6543/d"),
+            ("LOCKROUTE_POOLER_CONNECT_WAIT", "a while"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(64));
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("lockroute: --pooler-connect-wait: invalid duration \"a while\""),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn help_documents_pooler_connect_wait_and_its_default() {
+    let out = run(&["--help"], &[]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--pooler-connect-wait <DURATION>"), "{help}");
+    assert!(help.contains("LOCKROUTE_POOLER_CONNECT_WAIT"), "{help}");
+    assert!(help.contains("[default: 6s]"), "{help}");
+}

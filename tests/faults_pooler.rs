@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fleet::{self, Audit, Run};
-use common::proxy::Proxy;
+use common::proxy::{Proxy, ProxyOptions};
 use common::{StandIn, current_user, pgbouncer_admin};
 use reaper::{Reaped, reap};
 use tokio_postgres::error::SqlState;
@@ -126,8 +126,18 @@ async fn pooler_restart_spares_the_lock_path_and_fails_pooler_units_cleanly() {
     fleet::install_audit().await;
     let s = StandIn::shared();
     let private = Arc::new(s.private_pooler("restart"));
+    // The fleet's proxy waits out the 3 s outage (the default --pooler-connect-wait is longer);
+    // the probe's proxy waits 1 s, so the pooler unit it sends during the outage fails, cleanly.
     let proxy = Proxy::in_front_of(&private.pooler_url).await;
-    let client = proxy.connect().await;
+    let wait = Duration::from_secs(1);
+    let probe = Proxy::start_with(ProxyOptions {
+        pooler_url: &private.pooler_url,
+        direct_url: &s.direct_url,
+        args: &["--pooler-connect-wait", "1s"],
+        env: &[],
+    })
+    .await;
+    let client = probe.connect().await;
     assert_eq!(current_user(&client).await, "pooler");
     let queue = common::unique_name("restart");
     let env = fleet::fault_env(&queue, "14", "true");
@@ -139,6 +149,17 @@ async fn pooler_restart_spares_the_lock_path_and_fails_pooler_units_cleanly() {
         });
         // While PgBouncer is down, a pooler unit gets a clean error in bounded time.
         wait_refused(private.port).await;
+        // The probe's pooler connection was idle: once the probe proxy has seen it drop, the
+        // next unit finds the pooler unreachable before anything is sent.
+        let lost_idle = "lockroute_upstream_lost_total{lane=\"pooler\",state=\"idle\"}";
+        let noticed = Instant::now();
+        while probe.metric(lost_idle).await < 1.0 {
+            assert!(
+                noticed.elapsed() < Duration::from_secs(5),
+                "the probe saw the drop"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let started = Instant::now();
         let err = tokio::time::timeout(Duration::from_secs(15), client.simple_query("select 1"))
             .await
@@ -149,7 +170,14 @@ async fn pooler_restart_spares_the_lock_path_and_fails_pooler_units_cleanly() {
             "during the outage: {code} after {:?}: {err}",
             started.elapsed()
         );
-        assert!(code.starts_with("08"), "a connection-class SQLSTATE: {err}");
+        // 08001: the pooler was unreachable and the statement did not run. 08006: PgBouncer's
+        // shutdown (SIGTERM waits for its clients) or a fresh start cut a unit already sent;
+        // either way a connection-class error, and the session survives (checked below).
+        assert!(
+            code == "08001" || code == "08006",
+            "a connection-class SQLSTATE: {err}"
+        );
+        assert!(started.elapsed() < wait + Duration::from_secs(1));
         restart.await.unwrap();
     };
     let url = proxy.url();
@@ -170,6 +198,7 @@ async fn pooler_restart_spares_the_lock_path_and_fails_pooler_units_cleanly() {
     assert_eq!(audit.total("evict"), 0, "{audit:?}");
     assert!(run.count("completions") > 0, "{}", run.summary);
     proxy.stop().await;
+    probe.stop().await;
 }
 
 /// Waits until nothing listens on `port` any more.

@@ -233,6 +233,16 @@ pub(super) struct UpstreamArgs {
         value_name = "DURATION"
     )]
     pub(super) connect_timeout: String,
+    /// How long a pooler unit waits, reconnecting with backoff, for an unreachable pooler
+    /// before it gets 08001 (the statement did not run). Longer than a PgBouncer restart and
+    /// than Supavisor's 5 s pool drain, short enough that a worker's own timeouts still rule
+    #[arg(
+        long,
+        env = "LOCKROUTE_POOLER_CONNECT_WAIT",
+        default_value = "6s",
+        value_name = "DURATION"
+    )]
+    pub(super) pooler_connect_wait: String,
 }
 
 #[derive(Args)]

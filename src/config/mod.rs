@@ -55,6 +55,8 @@ pub struct Config {
     pub client: ClientConfig,
     /// Connect timeout for pooler upstreams (TCP + TLS + auth).
     pub connect_timeout: Duration,
+    /// How long a pooler unit waits for an unreachable pooler before `08001`.
+    pub pooler_connect_wait: Duration,
     pub drain_timeout: Duration,
     pub log_format: LogFormat,
     /// `--control-file`: re-read on SIGHUP and on change (see [`control`]).
@@ -418,6 +420,10 @@ impl Config {
             direct_lane: cli.direct.validate()?,
             client: cli.client.validate(listen, &pooler)?,
             connect_timeout: duration("--connect-timeout", &cli.upstream.connect_timeout)?,
+            pooler_connect_wait: duration(
+                "--pooler-connect-wait",
+                &cli.upstream.pooler_connect_wait,
+            )?,
             drain_timeout: duration("--drain-timeout", &general.drain_timeout)?,
             log_format: general.log_format,
             pooler,

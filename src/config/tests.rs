@@ -25,6 +25,7 @@ fn defaults_only_pooler_url_match_contract() {
     assert_eq!(c.direct_lane.hold_timeout, Duration::from_secs(5));
     assert_eq!(c.direct_lane.keepalive_interval, Duration::from_secs(30));
     assert_eq!(c.connect_timeout, Duration::from_secs(5));
+    assert_eq!(c.pooler_connect_wait, Duration::from_secs(6));
     assert_eq!(c.drain_timeout, Duration::from_secs(30));
     assert_eq!(c.client.handshake_timeout, Duration::from_secs(10));
     assert_eq!(c.client.max_message_size, 64 << 20);
@@ -408,4 +409,18 @@ fn password_never_appears_in_errors_or_debug() {
     )
     .unwrap();
     assert!(!format!("{config:?}").contains(secret));
+}
+
+#[test]
+fn pooler_connect_wait_takes_humantime_and_names_its_flag_when_bad() {
+    let c = parse(&["--pooler-connect-wait", "250ms"]).unwrap();
+    assert_eq!(c.pooler_connect_wait, Duration::from_millis(250));
+    assert_error(
+        parse(&["--pooler-connect-wait", "soon"]),
+        "--pooler-connect-wait: invalid duration",
+    );
+    assert_error(
+        parse(&["--pooler-connect-wait", "0s"]),
+        "--pooler-connect-wait: ",
+    );
 }

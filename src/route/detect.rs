@@ -273,7 +273,14 @@ impl Detector {
                 .text
                 .find(&text[..text.len().min(MATCH_PREFIX_LIMIT)])
         };
-        let lock = by_name().or(comment).or_else(by_text)?;
+        let Some(lock) = by_name().or(comment).or_else(by_text) else {
+            // A driver's connection bootstrap runs with the lock path it precedes (the whole
+            // text: nothing may follow it). It is no queue's statement, so it has no rule.
+            return super::bootstrap::is_driver_bootstrap(&sql[start..]).then_some(Detection {
+                reason: Reason::Pattern,
+                lock: None,
+            });
+        };
         Some(Detection {
             reason: Reason::Pattern,
             lock: Some(lock),

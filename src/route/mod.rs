@@ -1,5 +1,6 @@
 //! Routing: which lane runs a unit, and why. Everything here is pure: values in, values out.
 
+pub mod bootstrap;
 pub mod decide;
 pub mod detect;
 pub mod effects;

@@ -4,7 +4,7 @@
 use tokio::time::Instant;
 
 use crate::cancel::CancelTarget;
-use crate::metrics::{self, Direction, ErrorKind};
+use crate::metrics::Direction;
 use crate::protocol::frame::try_take;
 use crate::protocol::message::{self, Severity};
 use crate::protocol::{Frame, TxStatus, sqlstate};
@@ -15,6 +15,7 @@ use crate::route::{Lane, Reason};
 
 use super::deferred::Answered;
 use super::local::Local;
+use super::pooler::{PoolerFailure, Wait};
 use super::retry::Retryable;
 use super::statements::{Outbound, Shared};
 use super::{Direct, End, Session, upstream_of};
@@ -56,7 +57,7 @@ impl Session {
                 }
                 Answered::No => {}
             }
-            // Routing may wait (a pooler reconnect, up to --connect-timeout; the direct lease):
+            // Routing may wait (a pooler reconnect, up to --pooler-connect-wait; the direct lease):
             // never while holding a shared direct connection that owes this client nothing, or
             // every other client's lock path would wait behind this one.
             self.release_shared_direct();
@@ -87,8 +88,7 @@ impl Session {
                 decision = self.pin(reason, decision).await;
             }
             let Some((lane, reason)) = self.open_lane(decision).await else {
-                self.fail_unit_locally(&frame);
-                return Ok(());
+                return self.fail_unit_locally(&frame);
             };
             self.ctx.metrics.routed(lane, reason);
             self.send_deferred_begin(lane);
@@ -127,8 +127,7 @@ impl Session {
                 .await
                 .is_none()
             {
-                self.fail_unit_locally(&frame);
-                return Ok(());
+                return self.fail_unit_locally(&frame);
             }
             self.units.active = Lane::Pooler;
             Lane::Pooler
@@ -254,42 +253,52 @@ impl Session {
                     }
                 },
             }
-            self.open_pooler().await?;
+            // The lock path never waits on the pooler: one attempt.
+            self.connect_pooler_lane(Wait::Once).await?;
             return Some((Lane::Pooler, Reason::DirectUnavailable));
         }
         self.open_pooler().await?;
         Some((Lane::Pooler, decision.reason))
     }
 
-    /// Reconnects the pooler lane after it was lost while idle, replaying the client's startup
-    /// parameters. The client never sees the drop.
+    /// Connects the pooler lane at the client's first pooler unit, or again after it was lost
+    /// while idle, replaying the client's startup parameters. The client never sees the drop;
+    /// an unreachable pooler is waited for up to `--pooler-connect-wait` (see [`super::pooler`]).
     pub(super) async fn open_pooler(&mut self) -> Option<()> {
-        if self.pooler.is_some() {
-            return Some(());
-        }
-        match self.ctx.pooler.connect(&self.params).await {
-            Ok((upstream, _)) => {
-                tracing::debug!(lane = "pooler", "reconnected the pooler lane");
-                self.pooler = Some(upstream);
-                Some(())
-            }
-            Err(e) => {
-                metrics::error(ErrorKind::UpstreamConnect);
-                tracing::warn!(lane = "pooler", error = %e, sqlstate = e.sqlstate(), "could not reconnect the pooler lane");
-                None
-            }
-        }
+        self.connect_pooler_lane(Wait::UpToConfigured).await
     }
 
-    /// Answers a unit that could not be sent anywhere: an error, then the client's messages up
-    /// to `Sync` are discarded.
-    pub(super) fn fail_unit_locally(&mut self, frame: &Frame) {
-        let msg = "lockroute: could not connect to the pooler; the statement did not run";
+    /// Answers a unit that could not be sent anywhere: `08001` (the statement did not run), then
+    /// the client's messages up to `Sync` are discarded. A pooler that refused the login for
+    /// good (wrong password, unknown database) is the client's last word: its FATAL, then close.
+    pub(super) fn fail_unit_locally(&mut self, frame: &Frame) -> Result<(), End> {
+        let msg = match self.pooler_failure.take() {
+            Some(PoolerFailure::Refused { frame }) => {
+                self.client.wbuf.extend_from_slice(&frame);
+                return Err(End::Closed("the pooler refused the login"));
+            }
+            Some(PoolerFailure::Unreachable {
+                error,
+                lock_path: true,
+                ..
+            }) => format!(
+                "lockroute: the direct lane is unavailable and the pooler is unreachable: {error}; \
+                 the statement did not run"
+            ),
+            Some(PoolerFailure::Unreachable { waited, error, .. }) => format!(
+                "lockroute: the pooler stayed unreachable for {} ms (--pooler-connect-wait): {error}; \
+                 the statement did not run",
+                waited.as_millis()
+            ),
+            None => {
+                "lockroute: could not connect to the pooler; the statement did not run".to_owned()
+            }
+        };
         message::error_response(
             &mut self.client.wbuf,
             Severity::Error,
-            sqlstate::CONNECTION_FAILURE,
-            msg,
+            sqlstate::CONNECTION_UNABLE,
+            &msg,
         );
         // Inside a BEGIN lockroute answered, the client's transaction is now a failed one.
         let then = if self.units.begun.take().is_some() {
@@ -306,5 +315,6 @@ impl Session {
             self.units.local = Some(Local::DiscardToSync { then });
         }
         self.units.open = false;
+        Ok(())
     }
 }

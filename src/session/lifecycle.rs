@@ -1,5 +1,5 @@
-//! A session's start and end: open the upstream the client is greeted from, greet it, run the
-//! loop, and leave every upstream clean.
+//! A session's start and end: greet the client (never waiting on the pooler), run the loop, and
+//! leave every upstream clean.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,9 @@ use crate::route::Lane;
 use crate::startup::Hello;
 use crate::upstream::Upstream;
 use crate::upstream::connect::ConnectError;
+use crate::upstream::loss::{self, Failure};
 
+use super::greeting::greeting;
 use super::statements::Statements;
 use super::{Direct, End, Session, Units};
 
@@ -35,8 +37,9 @@ pub async fn run(ctx: Arc<Ctx>, hello: Hello) {
     finish(session).await;
 }
 
-/// Opens the upstream the client will be greeted from, and greets it with that upstream's
-/// real `ParameterStatus` values (or its real error).
+/// Greets the client without waiting for the pooler: a session-tagged client from its
+/// dedicated direct connection, every other client from the last successful login of this
+/// process (see [`super::greeting`]). The pooler upstream is opened at the first pooler unit.
 async fn open(ctx: Arc<Ctx>, hello: Hello) -> Option<Session> {
     let Hello {
         mut conn,
@@ -51,7 +54,7 @@ async fn open(ctx: Arc<Ctx>, hello: Hello) -> Option<Session> {
     drop(live);
     let mut direct = Direct::None;
     let mut pooler = None;
-    let greeting_params;
+    let mut dedicated_params = None;
     if tagged {
         let Some(permit) = ctx.direct.try_session() else {
             metrics::error(ErrorKind::DirectLimit);
@@ -70,26 +73,28 @@ async fn open(ctx: Arc<Ctx>, hello: Hello) -> Option<Session> {
             .await
         {
             Ok((upstream, server_params)) => {
+                ctx.last_login.record_direct(&server_params);
                 direct = Direct::Dedicated {
                     upstream,
                     _permit: permit,
                 };
-                greeting_params = server_params;
+                dedicated_params = Some(server_params);
             }
             Err(e) => {
-                tracing::warn!(lane = "direct", reason = "direct_unavailable", error = %e,
+                tracing::warn!(lane = "direct", reason = "direct_unavailable", cause = loss::cause(&e), error = %e,
                     "a session-tagged client runs on the pooler: its dedicated direct connection could not be opened");
                 metrics::routed(Lane::Pooler, crate::route::Reason::DirectUnavailable);
-                let (upstream, server_params) = connect_pooler(&ctx, &mut conn, &params).await?;
-                pooler = Some(upstream);
-                greeting_params = server_params;
             }
         }
-    } else {
-        let (upstream, server_params) = connect_pooler(&ctx, &mut conn, &params).await?;
-        pooler = Some(upstream);
-        greeting_params = server_params;
     }
+    let greeting_params = match dedicated_params {
+        Some(server_params) => server_params,
+        None => {
+            let (upstream, server_params) = login_params(&ctx, &mut conn, &params).await?;
+            pooler = upstream;
+            server_params
+        }
+    };
     let cancel = ctx.cancels.register();
     for (name, value) in &greeting_params {
         message::parameter_status(&mut conn.wbuf, name, value);
@@ -124,10 +129,72 @@ async fn open(ctx: Arc<Ctx>, hello: Hello) -> Option<Session> {
         params,
         cancel,
         last_client_frame: Instant::now(),
+        pooler_failure: None,
     })
 }
 
-/// Opens a client's pooler upstream. On failure the client has been told why.
+/// The values a client that is not served by a dedicated connection is greeted with, and the
+/// pooler upstream if one was opened for them. On failure the client has been told why.
+///
+/// Once any login of this process succeeded, no upstream is asked: the login cannot fail on
+/// the pooler. Until then (the first clients after start), the pooler is asked first, so that a
+/// pooler that refuses lockroute's configured login (a wrong password or database in the pooler
+/// URL, an unknown tenant) says so to the first client, verbatim. A pooler that is merely down
+/// or restarting is passed over for the direct lane, which is asked once for its values.
+async fn login_params(
+    ctx: &Ctx,
+    conn: &mut crate::net::Conn,
+    params: &[(String, String)],
+) -> Option<(Option<Upstream>, Vec<(String, String)>)> {
+    if let Some(known) = ctx.last_login.best() {
+        return Some((None, greeting(&known, params)));
+    }
+    let pooler_error = match ctx.pooler.connect(params).await {
+        Ok((upstream, server_params)) => {
+            ctx.last_login.record_pooler(&server_params);
+            return Some((Some(upstream), server_params));
+        }
+        Err(e) if loss::classify(&e) == Failure::Refused => {
+            refuse_login(conn, e).await;
+            return None;
+        }
+        Err(e) => e,
+    };
+    tracing::info!(lane = "pooler", cause = loss::cause(&pooler_error), error = %pooler_error,
+        "the pooler is unreachable at login; greeting with the direct lane's values");
+    match ctx
+        .direct
+        .target()
+        .connect_within(params, ctx.config.direct_lane.connect_timeout)
+        .await
+    {
+        Ok((upstream, server_params)) => {
+            ctx.last_login.record_direct(&server_params);
+            terminate(upstream).await;
+            Some((None, greeting(&server_params, params)))
+        }
+        Err(direct_error) => {
+            metrics::error(ErrorKind::UpstreamConnect);
+            tracing::warn!(pooler_error = %pooler_error, direct_error = %direct_error,
+                "a login failed: neither lane could be connected");
+            let msg = format!(
+                "lockroute: neither lane can serve this login: the pooler: {pooler_error}; \
+                 the direct lane: {direct_error}"
+            );
+            message::error_response(
+                &mut conn.wbuf,
+                Severity::Fatal,
+                sqlstate::CONNECTION_UNABLE,
+                &msg,
+            );
+            let _ = tokio::time::timeout(FAREWELL_TIMEOUT, conn.drain()).await;
+            None
+        }
+    }
+}
+
+/// Opens a client's pooler upstream (passthrough mode). On failure the client has been told
+/// why.
 pub async fn connect_pooler(
     ctx: &Ctx,
     conn: &mut crate::net::Conn,
@@ -136,23 +203,29 @@ pub async fn connect_pooler(
     match ctx.pooler.connect(params).await {
         Ok(connected) => Some(connected),
         Err(e) => {
-            metrics::error(ErrorKind::UpstreamConnect);
-            tracing::warn!(lane = "pooler", error = %e, sqlstate = e.sqlstate(), "could not connect a client's pooler upstream");
-            match &e {
-                // The pooler's own answer (a wrong password in the pooler URL, too many
-                // clients, ...) is the most useful thing the client can see.
-                ConnectError::Server { frame, .. } => conn.wbuf.extend_from_slice(frame),
-                _ => message::error_response(
-                    &mut conn.wbuf,
-                    Severity::Fatal,
-                    sqlstate::CONNECTION_UNABLE,
-                    &format!("lockroute: could not connect to the pooler: {e}"),
-                ),
-            }
-            let _ = tokio::time::timeout(FAREWELL_TIMEOUT, conn.drain()).await;
+            refuse_login(conn, e).await;
             None
         }
     }
+}
+
+/// Ends a login the pooler would not take, with the pooler's own answer where it gave one (a
+/// wrong password in the pooler URL, an unknown database, too many clients ...): that is the
+/// most useful thing the client can see.
+async fn refuse_login(conn: &mut crate::net::Conn, e: ConnectError) {
+    metrics::error(ErrorKind::UpstreamConnect);
+    tracing::warn!(lane = "pooler", cause = loss::cause(&e), error = %e, sqlstate = e.sqlstate(),
+        "could not connect a client's pooler upstream");
+    match &e {
+        ConnectError::Server { frame, .. } => conn.wbuf.extend_from_slice(frame),
+        _ => message::error_response(
+            &mut conn.wbuf,
+            Severity::Fatal,
+            sqlstate::CONNECTION_UNABLE,
+            &format!("lockroute: could not connect to the pooler: {e}"),
+        ),
+    }
+    let _ = tokio::time::timeout(FAREWELL_TIMEOUT, conn.drain()).await;
 }
 
 /// Says goodbye to the client and leaves the upstreams clean. A shared direct connection goes

@@ -14,9 +14,11 @@
 
 mod deferred;
 mod forward;
+pub mod greeting;
 mod lifecycle;
 pub mod local;
 mod pin;
+mod pooler;
 mod relay;
 mod retry;
 pub mod statements;
@@ -125,6 +127,8 @@ struct Session {
     params: Vec<(String, String)>,
     cancel: Registration,
     last_client_frame: Instant,
+    /// Why the last attempt to open the pooler lane failed, for the unit's answer.
+    pooler_failure: Option<pooler::PoolerFailure>,
 }
 
 impl Session {

@@ -183,10 +183,17 @@ impl DirectPool {
                 Ok(lease)
             }
             Err(e) => {
+                // A refusal (53300 too many clients, 57P03 cannot connect now, a connect
+                // timeout, a closed port) is "direct unavailable" like any other: the unit
+                // runs on the pooler, and the lane backs off before it asks again.
+                let cause = super::loss::cause(&e);
                 let first = self.backoff.lock().unwrap().fail(Instant::now());
                 if first {
-                    tracing::warn!(lane = "direct", reason = "direct_unavailable", error = %e,
+                    tracing::warn!(lane = "direct", reason = "direct_unavailable", cause, error = %e,
                         "the direct lane cannot be connected; lock-path units fall back to the pooler");
+                } else {
+                    tracing::debug!(lane = "direct", reason = "direct_unavailable", cause, error = %e,
+                        "the direct lane still cannot be connected");
                 }
                 Err(Unavailable::Connect)
             }

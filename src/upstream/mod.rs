@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod direct;
 pub mod inflight;
+pub mod loss;
 pub mod names;
 pub mod server;
 pub mod tls;

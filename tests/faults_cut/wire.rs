@@ -185,6 +185,17 @@ pub fn assert_lost(msgs: &[Msg], status_want: char, what: &str) {
     assert_eq!(status(msgs), status_want, "{what}: {msgs:?}");
 }
 
+/// The unit never reached an upstream (the pooler stayed unreachable): `08001`, "did not run".
+pub fn assert_not_run(msgs: &[Msg], status_want: char, what: &str) {
+    assert_eq!(errors(msgs), ["08001"], "{what}: {msgs:?}");
+    assert_eq!(
+        msgs.iter().rev().nth(1).map(|m| m.tag),
+        Some(b'E'),
+        "{what}: the error comes right before ReadyForQuery: {msgs:?}"
+    );
+    assert_eq!(status(msgs), status_want, "{what}: {msgs:?}");
+}
+
 /// The rows that reached the client before a cut: all `sent` of them after a FIN, which TCP
 /// delivers behind the data; after a reset, a prefix (a RST discards what the kernel had
 /// received but lockroute had not read yet). Never a torn or foreign row.

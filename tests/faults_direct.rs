@@ -188,6 +188,69 @@ async fn fleet_survives_repeated_terminations_of_the_direct_connection() {
     proxy.stop().await;
 }
 
+/// A renewal (gbrain's renewLock shape, made slow) whose direct connection is terminated while
+/// it runs is run again on a fresh connection: the client gets its one normal reply, in the
+/// simple and the extended protocol, and the retry is counted.
+#[tokio::test]
+async fn a_renewal_cut_mid_flight_is_run_again_and_succeeds() {
+    fleet::install_audit().await;
+    let proxy = Proxy::start(&[]).await;
+    let s = StandIn::shared();
+    let su = pg_connect(&s.super_url).await;
+    for (n, extended) in [(1, false), (2, true)] {
+        let client = proxy.connect().await;
+        let marker = format!("retry-{}-{n}", std::process::id());
+        // The default patterns see gbrain's renewLock; the subquery the id is read from makes
+        // it last 1.5 s.
+        let sql = format!(
+            "UPDATE minion_jobs SET lock_until = now() + interval '1 second', updated_at = now() \
+             WHERE id = (select -1::bigint from pg_sleep(1.5)) AND lock_token = '{marker}' RETURNING id"
+        );
+        let running = {
+            let sql = sql.clone();
+            tokio::spawn(async move {
+                if extended {
+                    client.query(&sql, &[]).await.map(|rows| rows.len())
+                } else {
+                    client.simple_query(&sql).await.map(|m| m.len())
+                }
+            })
+        };
+        let mut pid = None;
+        for _ in 0..200 {
+            let rows = su
+                .query(
+                    "select pid from pg_stat_activity where state = 'active' \
+                     and query like '%' || $1 || '%' and pid <> pg_backend_pid()",
+                    &[&marker],
+                )
+                .await
+                .unwrap();
+            if let Some(row) = rows.first() {
+                pid = Some(row.get::<_, i32>(0));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let Some(pid) = pid else {
+            panic!("the renewal never ran on a backend: {:?}", running.await);
+        };
+        terminate(&[pid]).await;
+        let result = tokio::time::timeout(Duration::from_secs(15), running)
+            .await
+            .expect("the renewal answers in bounded time")
+            .unwrap();
+        assert!(result.is_ok(), "extended={extended}: {result:?}");
+    }
+    assert_eq!(
+        proxy
+            .metric("lockroute_lock_path_retries_total{preset=\"gbrain\",kind=\"heartbeat\"}")
+            .await,
+        2.0
+    );
+    proxy.stop().await;
+}
+
 /// Renewals are retry-safe (fenced by the lock token): when the sticky direct connection is
 /// terminated under one, lockroute runs it again on a fresh connection instead of failing it.
 /// Claims are not retried, and none runs twice.

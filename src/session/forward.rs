@@ -176,13 +176,20 @@ impl Session {
             Direction::ToUpstream,
             (up.conn.wbuf.len() - before) as u64,
         );
+        // lockroute answered a Parse itself (already prepared on this connection).
+        let answered_here = self.client.wbuf.len() != answered_before;
+        if answered_here && let Some(replay) = self.units.replay.as_mut() {
+            // A replay: the client has that ParseComplete already.
+            if replay.swallows(b'1') {
+                self.client.wbuf.truncate(answered_before);
+            }
+        }
         if let Some(retry) = self.units.retry.as_mut().filter(|_| lane == Lane::Direct) {
             if !starts_unit {
                 retry.add(&frame);
             }
-            // lockroute answered part of it itself (a Parse already prepared there).
-            if self.client.wbuf.len() != answered_before {
-                retry.replied();
+            if answered_here {
+                retry.relayed(b'1');
             }
         }
         Ok(())

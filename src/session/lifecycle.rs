@@ -124,6 +124,7 @@ async fn open(ctx: Arc<Ctx>, hello: Hello) -> Option<Session> {
             local_batch: None,
             retry: None,
             retrying: false,
+            replay: None,
         },
         statements: Statements::default(),
         params,

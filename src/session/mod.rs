@@ -83,6 +83,8 @@ struct Units {
     retry: Option<retry::Retryable>,
     /// The next unit is a retry: it is not retried again.
     retrying: bool,
+    /// The reply prefix of a retried unit that its client already has.
+    replay: Option<retry::Replay>,
 }
 
 /// Why a client was pinned, counted in `lockroute_pinned_clients` while it lives.

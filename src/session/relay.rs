@@ -33,16 +33,30 @@ impl Session {
                 }
             };
             let verdict = up.server.on_reply(frame.tag, frame.body(), now);
+            // A retried unit's reply: the prefix its client already has is not sent twice, on
+            // whichever lane the retry ran.
+            if verdict == Verdict::Forward
+                && let Some(replay) = self.units.replay.as_mut()
+                && replay.swallows(frame.tag)
+            {
+                if replay.is_done() {
+                    self.units.replay = None;
+                }
+                continue;
+            }
             if lane == Lane::Direct {
                 match verdict {
                     Verdict::Forward => {
                         if let Some(retry) = self.units.retry.as_mut() {
-                            retry.replied();
+                            retry.relayed(frame.tag);
                         }
                     }
                     Verdict::UnitDone { .. } => self.units.retry = None,
                     Verdict::Swallow | Verdict::Lost => {}
                 }
+            }
+            if matches!(verdict, Verdict::UnitDone { .. }) {
+                self.units.replay = None;
             }
             match verdict {
                 Verdict::Swallow => continue,

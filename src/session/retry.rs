@@ -4,10 +4,18 @@
 //! connection, and the client sees one normal reply instead of `08006`.
 //!
 //! Only a unit that is safe to repeat as a whole qualifies: a single autocommit statement (one
-//! `Query` of one statement, or one `Execute` up to its `Sync`), outside a transaction, fully
-//! buffered (its `Sync` was sent), and the only unit the lost connection owed. Its original
+//! `Query` of one statement, or one `Execute` up to its `Sync`), outside a transaction, and the
+//! only unit the lost connection owed. A unit whose `Sync` has not come yet is replayed as far
+//! as it was sent, and the client's next messages follow it as they would have. Its original
 //! frames are kept while it runs; on the loss they go back to the front of the client's read
 //! buffer, so the unit is routed again exactly as it first was.
+//!
+//! postgres.js sends a renewal describe-first (`Parse + Describe + Flush`, then `Bind + Execute
+//! + Sync` once the description is back), so part of the reply may have reached the client
+//! before the loss. The replay then swallows that prefix (the same messages, by tag, that the
+//! server sends again for the same statement) and relays the rest.
+
+use std::collections::VecDeque;
 
 use bytes::BytesMut;
 
@@ -27,8 +35,9 @@ pub(super) struct Retryable {
     bytes: BytesMut,
     /// Its last frame (`Sync` or `Query`) was sent.
     sealed: bool,
-    /// Something of its reply reached the client: it can no longer be repeated unseen.
-    replied: bool,
+    /// The tags of its reply messages that already reached the client, in order (async
+    /// messages aside): a replay swallows them.
+    relayed: Vec<u8>,
     executes: usize,
 }
 
@@ -43,7 +52,7 @@ impl Retryable {
             lock,
             bytes: BytesMut::new(),
             sealed: false,
-            replied: false,
+            relayed: Vec::new(),
             executes: 0,
         };
         unit.add(frame);
@@ -56,12 +65,47 @@ impl Retryable {
         self.sealed = matches!(frame.tag, b'S' | b'Q');
     }
 
-    pub(super) fn replied(&mut self) {
-        self.replied = true;
+    /// A reply message with `tag` reached the client.
+    pub(super) fn relayed(&mut self, tag: u8) {
+        if !is_async(tag) {
+            self.relayed.push(tag);
+        }
+    }
+}
+
+/// Messages a server may send at any time, which are not part of a unit's reply.
+fn is_async(tag: u8) -> bool {
+    matches!(tag, b'N' | b'S' | b'A')
+}
+
+/// The reply prefix a replayed unit's client has already seen.
+#[derive(Debug, Default)]
+pub(super) struct Replay {
+    swallow: VecDeque<u8>,
+}
+
+impl Replay {
+    /// Whether a reply message of the replay is one the client already has. A message that
+    /// differs from the prefix ends the swallowing: the rest is new to the client.
+    pub(super) fn swallows(&mut self, tag: u8) -> bool {
+        if is_async(tag) {
+            return false;
+        }
+        match self.swallow.front() {
+            Some(&expected) if expected == tag => {
+                self.swallow.pop_front();
+                true
+            }
+            Some(_) => {
+                self.swallow.clear();
+                false
+            }
+            None => false,
+        }
     }
 
-    fn repeatable(&self) -> bool {
-        self.sealed && !self.replied && self.executes <= 1
+    pub(super) fn is_done(&self) -> bool {
+        self.swallow.is_empty()
     }
 }
 
@@ -83,7 +127,10 @@ impl Session {
         let Some(unit) = self.units.retry.take() else {
             return false;
         };
-        if owed != 1 || !unit.repeatable() || self.units.retrying {
+        // Sealed, it is the one unit the connection owed; still open (a describe-first client
+        // waiting for the description before it binds), it owed no whole unit yet.
+        let only_this = if unit.sealed { owed == 1 } else { owed == 0 };
+        if !only_this || unit.executes > 1 || self.units.retrying {
             return false;
         }
         metrics::lock_path_retry(unit.lock);
@@ -96,6 +143,9 @@ impl Session {
         rbuf.extend_from_slice(&self.client.rbuf);
         self.client.rbuf = rbuf;
         self.units.retrying = true;
+        self.units.replay = Some(Replay {
+            swallow: unit.relayed.into(),
+        });
         true
     }
 }

@@ -10,9 +10,9 @@
 //! frames are kept while it runs; on the loss they go back to the front of the client's read
 //! buffer, so the unit is routed again exactly as it first was.
 //!
-//! postgres.js sends a renewal describe-first (`Parse + Describe + Flush`, then `Bind + Execute
-//! + Sync` once the description is back), so part of the reply may have reached the client
-//! before the loss. The replay then swallows that prefix (the same messages, by tag, that the
+//! postgres.js sends a renewal describe-first (`Parse`, `Describe`, `Flush`, and then `Bind`,
+//! `Execute`, `Sync` once the description is back), so part of the reply may have reached the
+//! client before the loss. The replay then swallows that prefix (the same messages, by tag, that the
 //! server sends again for the same statement) and relays the rest.
 
 use std::collections::VecDeque;

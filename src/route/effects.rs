@@ -25,12 +25,9 @@
 //! string does not count. So does one inside a `DO` block's body: a documented limit.
 //!
 //! Cost: [`effects`] looks at no more than [`SCAN_LIMIT`] bytes and does not allocate. The
-//! common statement (no trigger word anywhere) is answered by one pass of a literal prefilter
-//! plus a look at the first word; only a statement that contains a trigger is lexed in full.
-
-use std::sync::LazyLock;
-
-use regex::bytes::Regex;
+//! common statement (no trigger word anywhere) is answered by a memchr pass for the bytes a
+//! trigger must contain plus a look at the first words; only a statement that may contain a
+//! trigger is lexed in full.
 
 use super::detect::{COMMENT_SCAN_LIMIT, MATCH_PREFIX_LIMIT};
 use super::lex::{Lexer, Token};
@@ -163,18 +160,11 @@ impl std::ops::BitOrAssign for Effects {
     }
 }
 
-/// Words that can only matter away from a statement's start, and a second statement. When none
-/// of these occurs, the first word decides alone.
-static ANYWHERE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i-u)advisory|set_config|pg_temp|into\s+temp|;\s*[^\s]")
-        .expect("the prefilter compiles; a unit test checks it")
-});
-
 /// The session features `sql` touches. `sql` is a query string without its NUL, or a `Parse`
 /// statement text.
 pub fn effects(sql: &[u8]) -> Effects {
     let window = &sql[..sql.len().min(SCAN_LIMIT)];
-    if !ANYWHERE.is_match(window) {
+    if !anywhere(window) {
         let mut lexer = Lexer::new(window);
         return match lexer.next() {
             Some(Token::Word(first)) => first_word_alone(first, &mut lexer),
@@ -182,6 +172,42 @@ pub fn effects(sql: &[u8]) -> Effects {
         };
     }
     classify(window)
+}
+
+/// Whether anything past the first statement's first words could matter: a name an advisory
+/// lock, `set_config` or a `pg_temp` object is written with, `INTO TEMP`, or a second statement.
+/// A cheap over-approximation (it ignores quoting), so that only such statements are lexed in
+/// full: `_` and `;` are found with memchr, and each is checked by its neighbours.
+fn anywhere(window: &[u8]) -> bool {
+    let hit = memchr::memchr2_iter(b'_', b';', window).any(|at| {
+        let (before, after) = (&window[..at], &window[at + 1..]);
+        if window[at] == b';' {
+            return after.iter().any(|b| !b.is_ascii_whitespace());
+        }
+        starts_with_ci(after, b"advisory")
+            || (ends_with_ci(before, b"set") && starts_with_ci(after, b"config"))
+            || (ends_with_ci(before, b"pg") && starts_with_ci(after, b"temp"))
+    });
+    hit || memchr::memchr2_iter(b'i', b'I', window).any(|at| into_temp(&window[at..]))
+}
+
+/// `INTO` followed by whitespace and `TEMP`, any case.
+fn into_temp(text: &[u8]) -> bool {
+    if !starts_with_ci(text, b"into") {
+        return false;
+    }
+    let rest = &text[4..];
+    let gap = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    gap > 0 && starts_with_ci(&rest[gap..], b"temp")
+}
+
+fn starts_with_ci(text: &[u8], word: &[u8]) -> bool {
+    text.get(..word.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(word))
+}
+
+fn ends_with_ci(text: &[u8], word: &[u8]) -> bool {
+    text.len() >= word.len() && text[text.len() - word.len()..].eq_ignore_ascii_case(word)
 }
 
 /// The effects of a statement whose first word is `first` and that has no trigger word later.

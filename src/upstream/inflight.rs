@@ -151,14 +151,21 @@ impl InFlight {
         self.queue.is_empty() && !self.copy_in && !self.awaiting_sync
     }
 
-    /// Forgets everything owed: the upstream is gone.
-    pub fn clear(&mut self) -> usize {
-        let units = self.units;
+    /// Forgets everything owed: the upstream is gone. Returns the units the *client* is still
+    /// owed (an injected `Query` was answered to it already), and whether an injected `Query`
+    /// (a deferred `BEGIN`) was among them: the client then believes a transaction is open.
+    pub fn clear(&mut self) -> (usize, bool) {
+        let injected = self
+            .queue
+            .iter()
+            .filter(|p| matches!(p, Pending::Injected))
+            .count();
+        let units = self.units - injected;
         self.queue.clear();
         self.units = 0;
         self.copy_in = false;
         self.awaiting_sync = false;
-        units
+        (units, injected > 0)
     }
 
     /// Classifies one backend message by its tag and body.
@@ -380,7 +387,25 @@ mod tests {
         f.push_simple(now());
         f.push_parse(false);
         f.push_sync(now());
-        assert_eq!(f.clear(), 2);
+        assert_eq!(f.clear(), (2, false));
+    }
+
+    #[test]
+    fn an_injected_query_is_not_owed_to_the_client() {
+        let mut f = InFlight::default();
+        f.push_injected();
+        f.push_simple(now());
+        assert_eq!(f.clear(), (1, true));
+        f.push_injected();
+        f.push_simple(now());
+        assert_eq!(f.on_backend(b'C', b"BEGIN\0"), Reply::Swallow);
+        assert_eq!(
+            f.on_backend(b'Z', b"T"),
+            Reply::InjectedDone {
+                status: TxStatus::InTransaction
+            }
+        );
+        assert_eq!(f.clear(), (1, false));
     }
 
     #[test]

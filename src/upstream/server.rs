@@ -218,12 +218,14 @@ impl Server {
     /// The connection is gone: how many units it still owed, and the status to report them
     /// with (`E` when a transaction was open).
     pub fn lost(&mut self) -> (usize, TxStatus) {
-        let status = if self.status == TxStatus::Idle {
+        let (owed, began) = self.inflight.clear();
+        // A deferred BEGIN still on its way: the client was told its transaction is open.
+        let status = if self.status == TxStatus::Idle && !began {
             TxStatus::Idle
         } else {
             TxStatus::Failed
         };
-        (self.inflight.clear(), status)
+        (owed, status)
     }
 
     /// What a connection needs before another client may use it.

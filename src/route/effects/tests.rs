@@ -13,11 +13,6 @@ const R: Effects = Effects::RELEASE;
 const N: Effects = Effects::NONE;
 
 #[test]
-fn the_prefilter_compiles() {
-    LazyLock::force(&ANYWHERE);
-}
-
-#[test]
 fn effects_table() {
     let cases: &[(&str, Effects)] = &[
         // LISTEN and UNLISTEN, as the queues send them.

@@ -161,3 +161,13 @@ fn clean_command_tags() {
         assert!(!leaves_session_clean(tag.as_bytes()), "{tag}");
     }
 }
+
+#[test]
+fn a_loss_under_a_deferred_begin_owes_only_the_clients_unit_in_a_failed_transaction() {
+    let mut server = Server::new(true);
+    server.sent_injected();
+    server.sent_simple(Instant::now());
+    // The client was answered BEGIN by lockroute; only its statement is owed, and its
+    // transaction is now a failed one.
+    assert_eq!(server.lost(), (1, TxStatus::Failed));
+}

@@ -184,16 +184,20 @@ fn anywhere(window: &[u8]) -> bool {
         if window[at] == b';' {
             return after.iter().any(|b| !b.is_ascii_whitespace());
         }
-        starts_with_ci(after, b"advisory")
-            || (ends_with_ci(before, b"set") && starts_with_ci(after, b"config"))
-            || (ends_with_ci(before, b"pg") && starts_with_ci(after, b"temp"))
+        // Identifiers are full of `_`: look at the byte after it before comparing words.
+        match after.first().map(|b| b | 0x20) {
+            Some(b'a') => starts_with_ci(after, b"advisory"),
+            Some(b'c') => ends_with_ci(before, b"set") && starts_with_ci(after, b"config"),
+            Some(b't') => ends_with_ci(before, b"pg") && starts_with_ci(after, b"temp"),
+            _ => false,
+        }
     });
     hit || memchr::memchr2_iter(b'i', b'I', window).any(|at| into_temp(&window[at..]))
 }
 
 /// `INTO` followed by whitespace and `TEMP`, any case.
 fn into_temp(text: &[u8]) -> bool {
-    if !starts_with_ci(text, b"into") {
+    if text.get(1).map(|b| b | 0x20) != Some(b'n') || !starts_with_ci(text, b"into") {
         return false;
     }
     let rest = &text[4..];

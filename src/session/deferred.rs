@@ -18,6 +18,7 @@ use crate::protocol::{Frame, TxStatus};
 use crate::route::Lane;
 use crate::route::txcmd::{TxCommand, tx_command};
 
+use super::unit::Phase;
 use super::{Direct, Session};
 
 /// A `BEGIN` lockroute answered and has not sent anywhere yet.
@@ -53,15 +54,18 @@ impl Session {
     /// Answers `frame` itself if it is, or continues, a bare transaction command lockroute may
     /// answer.
     pub(super) fn answer_tx_command(&mut self, frame: &Frame) -> Answered {
-        if let Some(batch) = self.units.local_batch.clone() {
+        if let Phase::Batch(batch) = &self.units.phase {
+            let batch = batch.clone();
             if self.answer_in_batch(&batch, frame) {
                 return Answered::Yes;
             }
             // Something else in the batch: the transaction's first real statement.
-            self.units.local_batch = None;
+            self.units.phase = Phase::Idle;
             return Answered::No;
         }
-        if self.units.begun.is_some() && !self.units.open && matches!(frame.tag, b'S' | b'H' | b'C')
+        if self.units.begun.is_some()
+            && !self.units.phase.is_open()
+            && matches!(frame.tag, b'S' | b'H' | b'C')
         {
             // A lone Sync, Flush or Close inside the deferred transaction: nothing reaches a
             // server. (Drivers close the statement they prepared for BEGIN right after it ran;
@@ -82,7 +86,7 @@ impl Session {
             }
             return Answered::Yes;
         }
-        if self.units.open || !matches!(frame.tag, b'Q' | b'P' | b'B') {
+        if self.units.phase.is_open() || !matches!(frame.tag, b'Q' | b'P' | b'B') {
             return Answered::No;
         }
         let Some(sql) = self.statements.sql_of(frame) else {
@@ -117,7 +121,7 @@ impl Session {
             redundant: command == TxCommand::Begin && begun,
             sql,
         };
-        self.units.local_batch = Some(batch.clone());
+        self.units.phase = Phase::Batch(batch.clone());
         let answered = self.answer_in_batch(&batch, frame);
         debug_assert!(answered, "the batch's first message is its command");
         Answered::Yes
@@ -218,7 +222,7 @@ impl Session {
             b'S' => {
                 let status = self.deferred_status();
                 message::ready_for_query(&mut self.client.wbuf, status);
-                self.units.local_batch = None;
+                self.units.phase = Phase::Idle;
             }
             _ => return false,
         }

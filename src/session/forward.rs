@@ -18,6 +18,7 @@ use super::local::Local;
 use super::pooler::{PoolerFailure, Wait};
 use super::retry::Retryable;
 use super::statements::{Outbound, Shared};
+use super::unit::{self, Phase};
 use super::{Direct, End, Session, upstream_of};
 
 impl Session {
@@ -38,12 +39,15 @@ impl Session {
                 },
             };
             self.last_client_frame = Instant::now();
-            if let Some(local) = self.units.local {
+            if let Phase::Local(local) = self.units.phase {
                 if frame.tag == b'X' {
                     return Err(End::ClientGone);
                 }
-                self.units.local =
-                    local.on_client(&frame, &mut self.statements, &mut self.client.wbuf);
+                self.units.phase = Phase::answer_locally(local.on_client(
+                    &frame,
+                    &mut self.statements,
+                    &mut self.client.wbuf,
+                ));
                 continue;
             }
             if frame.tag == b'X' {
@@ -66,8 +70,7 @@ impl Session {
     }
 
     pub(super) async fn route_frame(&mut self, frame: Frame) -> Result<(), End> {
-        let starts_unit =
-            !self.units.open && matches!(frame.tag, b'Q' | b'P' | b'B' | b'D' | b'C' | b'E' | b'F');
+        let starts_unit = !self.units.phase.is_open() && unit::starts_unit(frame.tag);
         let lane = if starts_unit {
             if self.must_wait_for_active_lane() {
                 self.units.stalled = Some(frame);
@@ -132,11 +135,7 @@ impl Session {
             self.units.active = Lane::Pooler;
             Lane::Pooler
         };
-        self.units.open = match frame.tag {
-            b'Q' | b'F' | b'S' => false,
-            b'P' | b'B' | b'D' | b'C' | b'E' => true,
-            _ => self.units.open,
-        };
+        self.units.phase.forwarded(frame.tag);
         // A session-tagged client owns its connection from the start, so its statement names
         // pass through. A pinned client's names were virtualised before it moved, and stay so.
         let own_names = self.tagged && matches!(self.direct, Direct::Dedicated { .. });
@@ -313,15 +312,12 @@ impl Session {
         } else {
             TxStatus::Idle
         };
-        if matches!(frame.tag, b'Q' | b'F' | b'S') {
+        self.units.phase = if matches!(frame.tag, b'Q' | b'F' | b'S') {
             message::ready_for_query(&mut self.client.wbuf, then);
-            if then == TxStatus::Failed {
-                self.units.local = Some(Local::failed_transaction());
-            }
+            Phase::answer_locally((then == TxStatus::Failed).then(Local::failed_transaction))
         } else {
-            self.units.local = Some(Local::DiscardToSync { then });
-        }
-        self.units.open = false;
+            Phase::Local(Local::DiscardToSync { then })
+        };
         Ok(())
     }
 }

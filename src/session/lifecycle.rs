@@ -116,12 +116,10 @@ async fn open(ctx: Arc<Ctx>, hello: Hello) -> Option<Session> {
         pin_refused_logged: false,
         units: Units {
             active,
-            open: false,
+            phase: Default::default(),
             started: Instant::now(),
             stalled: None,
-            local: None,
             begun: None,
-            local_batch: None,
             retry: None,
             retrying: false,
             replay: None,
@@ -234,7 +232,7 @@ async fn refuse_login(conn: &mut crate::net::Conn, e: ConnectError) {
 async fn finish(mut session: Session) {
     // A shared connection whose client left in the middle of a unit is closed, not reused:
     // the server rolls back what it abandoned, and no one else sees its leftovers.
-    if session.units.open
+    if session.units.phase.is_open()
         && session.units.active == Lane::Direct
         && let Direct::Shared(mut lease) = std::mem::replace(&mut session.direct, Direct::None)
     {

@@ -22,6 +22,7 @@ mod pooler;
 mod relay;
 mod retry;
 pub mod statements;
+mod unit;
 
 use std::io;
 use std::sync::Arc;
@@ -41,7 +42,6 @@ use crate::route::effects::PinReason;
 use crate::upstream::Upstream;
 use crate::upstream::direct::Lease;
 
-use self::local::Local;
 use self::statements::Statements;
 
 pub use self::lifecycle::{connect_pooler, run};
@@ -57,7 +57,7 @@ enum Direct {
     None,
     /// A shared sticky connection, leased for the current unit.
     Shared(Lease),
-    /// A session-tagged client's own connection, for its whole life.
+    /// A session-tagged or pinned client's own connection, for its whole life.
     Dedicated {
         upstream: Upstream,
         _permit: crate::upstream::direct::SessionPermit,
@@ -68,17 +68,13 @@ enum Direct {
 struct Units {
     /// The lane of the current or last unit.
     active: Lane,
-    /// Messages of the current unit are still arriving (no `Sync` or `Query` yet).
-    open: bool,
+    /// Where the client is between and inside units ([`unit::Phase`]).
+    phase: unit::Phase,
     started: Instant,
     /// A unit's first message, held until the other lane has answered everything.
     stalled: Option<Frame>,
-    /// lockroute answers the client itself (after an upstream loss).
-    local: Option<Local>,
     /// A `BEGIN` lockroute answered, sent on with the transaction's first real statement.
     begun: Option<deferred::Begun>,
-    /// An extended batch of one transaction command that lockroute answers up to its `Sync`.
-    local_batch: Option<deferred::LocalBatch>,
     /// The retry-safe lock unit in flight on the shared direct lane, if any.
     retry: Option<retry::Retryable>,
     /// The next unit is a retry: it is not retried again.
@@ -288,7 +284,7 @@ impl Session {
 
     /// The lane owes nothing and no unit is being sent to it.
     fn lane_quiescent(&self, lane: Lane) -> bool {
-        let unit_open = self.units.active == lane && self.units.open;
+        let unit_open = self.units.active == lane && self.units.phase.is_open();
         !unit_open
             && self
                 .upstream(lane)
@@ -297,9 +293,8 @@ impl Session {
 
     fn is_idle(&self) -> bool {
         self.units.stalled.is_none()
-            && self.units.local.is_none()
+            && !self.units.phase.is_local()
             && self.units.begun.is_none()
-            && self.units.local_batch.is_none()
             && self.client.rbuf.is_empty()
             && Lane::ALL.iter().all(|&lane| {
                 self.lane_quiescent(lane)

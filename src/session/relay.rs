@@ -12,6 +12,7 @@ use crate::route::Lane;
 use crate::upstream::server::{Verdict, fatal_code};
 
 use super::local::Local;
+use super::unit::Phase;
 use super::{End, LOST_MESSAGE, Session, upstream_of};
 
 impl Session {
@@ -96,7 +97,7 @@ impl Session {
         let Some(up) = self.take_upstream(lane) else {
             return Ok(());
         };
-        let unit_open = self.units.active == lane && self.units.open;
+        let unit_open = self.units.active == lane && self.units.phase.is_open();
         let busy = !up.is_clean() || unit_open;
         // A dedicated session's LISTENs, locks and settings died with it: the client must know.
         let dedicated = lane == Lane::Direct && (self.tagged || self.pinned.is_some());
@@ -132,7 +133,7 @@ impl Session {
         let mut up = up;
         let (owed, status) = up.server.lost();
         if lane == Lane::Direct && !dedicated && self.retry_after_loss(owed) {
-            self.units.open = false;
+            self.units.phase = Phase::Idle;
             self.cancel.set(None);
             return Ok(());
         }
@@ -161,8 +162,7 @@ impl Session {
                 "dedicated connection lost",
             ));
         }
-        self.units.local = Local::after_loss(unit_open, owed > 0, status);
-        self.units.open = false;
+        self.units.phase = Phase::answer_locally(Local::after_loss(unit_open, owed > 0, status));
         Ok(())
     }
 }

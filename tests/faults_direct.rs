@@ -58,6 +58,48 @@ async fn terminate(pids: &[i32]) {
     panic!("backends {pids:?} still listed 5s after pg_terminate_backend");
 }
 
+/// The pid of the backend running a statement that contains `marker`, within 5 s.
+async fn backend_running(su: &Client, marker: &str) -> Option<i32> {
+    for _ in 0..200 {
+        let rows = su
+            .query(
+                "select pid from pg_stat_activity where state = 'active' \
+                 and query like '%' || $1 || '%' and pid <> pg_backend_pid()",
+                &[&marker],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = rows.first() {
+            return Some(row.get(0));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}
+
+/// gbrain's renewLock, made to last 1.5 s by the subquery its id is read from; the default
+/// patterns see a renewal.
+fn slow_renewal(marker: &str) -> String {
+    format!(
+        "UPDATE minion_jobs SET lock_until = now() + interval '1 second', updated_at = now() \
+         WHERE id = (select -1::bigint from pg_sleep(1.5)) AND lock_token = '{marker}' RETURNING id"
+    )
+}
+
+/// Terminates every backend behind `forward` after each of `gaps`; returns how many it ended.
+async fn terminate_repeatedly(forward: &Forward, gaps: impl IntoIterator<Item = Duration>) -> u64 {
+    let mut terminations = 0;
+    for gap in gaps {
+        tokio::time::sleep(gap).await;
+        let pids = pids_behind(forward).await;
+        if !pids.is_empty() {
+            terminate(&pids).await;
+            terminations += pids.len() as u64;
+        }
+    }
+    terminations
+}
+
 /// The server's pids for the connections a forwarder carries (by their `client_port`).
 async fn pids_behind(forward: &Forward) -> Vec<i32> {
     let su = pg_connect(&StandIn::shared().super_url).await;
@@ -157,18 +199,8 @@ async fn fleet_survives_repeated_terminations_of_the_direct_connection() {
     let queue = common::unique_name("dterm");
     let env = fleet::fault_env(&queue, "20", "true");
     let url = proxy.url();
-    let terminator = async {
-        let mut terminations = 0;
-        for _ in 0..8 {
-            tokio::time::sleep(Duration::from_millis(rand::random_range(1500..=2500))).await;
-            let pids = pids_behind(&forward).await;
-            if !pids.is_empty() {
-                terminate(&pids).await;
-                terminations += pids.len() as u64;
-            }
-        }
-        terminations
-    };
+    let gaps = (0..8).map(|_| Duration::from_millis(rand::random_range(1500..=2500)));
+    let terminator = terminate_repeatedly(&forward, gaps);
     let (run, terminations) = tokio::join!(fleet::run(&url, &env), terminator);
     let audit = Audit::of(&queue).await;
     eprintln!(
@@ -200,12 +232,7 @@ async fn a_renewal_cut_mid_flight_is_run_again_and_succeeds() {
     for (n, extended) in [(1, false), (2, true)] {
         let client = proxy.connect().await;
         let marker = format!("retry-{}-{n}", std::process::id());
-        // The default patterns see gbrain's renewLock; the subquery the id is read from makes
-        // it last 1.5 s.
-        let sql = format!(
-            "UPDATE minion_jobs SET lock_until = now() + interval '1 second', updated_at = now() \
-             WHERE id = (select -1::bigint from pg_sleep(1.5)) AND lock_token = '{marker}' RETURNING id"
-        );
+        let sql = slow_renewal(&marker);
         let running = {
             let sql = sql.clone();
             tokio::spawn(async move {
@@ -216,23 +243,7 @@ async fn a_renewal_cut_mid_flight_is_run_again_and_succeeds() {
                 }
             })
         };
-        let mut pid = None;
-        for _ in 0..200 {
-            let rows = su
-                .query(
-                    "select pid from pg_stat_activity where state = 'active' \
-                     and query like '%' || $1 || '%' and pid <> pg_backend_pid()",
-                    &[&marker],
-                )
-                .await
-                .unwrap();
-            if let Some(row) = rows.first() {
-                pid = Some(row.get::<_, i32>(0));
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        let Some(pid) = pid else {
+        let Some(pid) = backend_running(&su, &marker).await else {
             panic!("the renewal never ran on a backend: {:?}", running.await);
         };
         terminate(&[pid]).await;
@@ -251,6 +262,48 @@ async fn a_renewal_cut_mid_flight_is_run_again_and_succeeds() {
     proxy.stop().await;
 }
 
+/// A renewal that opens a transaction is not repeated alone: its loss fails the transaction.
+#[tokio::test]
+async fn a_renewal_that_opens_a_transaction_is_not_retried() {
+    fleet::install_audit().await;
+    let proxy = Proxy::start(&[]).await;
+    let su = pg_connect(&StandIn::shared().super_url).await;
+    let client = proxy.connect().await;
+    let marker = format!("noretry-{}", std::process::id());
+    client.simple_query("begin").await.unwrap();
+    let running = {
+        let sql = slow_renewal(&marker);
+        tokio::spawn(async move {
+            let result = client.simple_query(&sql).await.map(|_| ());
+            (client, result)
+        })
+    };
+    let Some(pid) = backend_running(&su, &marker).await else {
+        panic!(
+            "the renewal never ran on a backend: {:?}",
+            running.await.map(|r| r.1)
+        );
+    };
+    terminate(&[pid]).await;
+    let (client, result) = running.await.unwrap();
+    let err = result.expect_err("the renewal inside the transaction fails");
+    assert_eq!(err.code(), Some(&SqlState::CONNECTION_FAILURE), "{err}");
+    let after = client.simple_query("select 1").await.expect_err("aborted");
+    assert_eq!(
+        after.code(),
+        Some(&SqlState::IN_FAILED_SQL_TRANSACTION),
+        "{after}"
+    );
+    client.simple_query("rollback").await.unwrap();
+    assert_eq!(
+        proxy
+            .metric("lockroute_lock_path_retries_total{preset=\"gbrain\",kind=\"heartbeat\"}")
+            .await,
+        0.0
+    );
+    proxy.stop().await;
+}
+
 /// Renewals are retry-safe (fenced by the lock token): when the sticky direct connection is
 /// terminated under one, lockroute runs it again on a fresh connection instead of failing it.
 /// Claims are not retried, and none runs twice.
@@ -264,19 +317,9 @@ async fn renewals_survive_the_direct_connection_terminated_every_700ms() {
     env.retain(|(k, _)| *k != "RENEW_MS");
     env.push(("RENEW_MS", "200"));
     let url = proxy.url();
-    let terminator = async {
-        let mut terminations = 0;
-        let deadline = Instant::now() + Duration::from_secs(12);
-        while Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(700)).await;
-            let pids = pids_behind(&forward).await;
-            if !pids.is_empty() {
-                terminate(&pids).await;
-                terminations += pids.len() as u64;
-            }
-        }
-        terminations
-    };
+    // Every 0.7 s for the fleet's 12 s.
+    let gaps = (0..17).map(|_| Duration::from_millis(700));
+    let terminator = terminate_repeatedly(&forward, gaps);
     let (run, terminations) = tokio::join!(fleet::run(&url, &env), terminator);
     let audit = Audit::of(&queue).await;
     let retries = proxy

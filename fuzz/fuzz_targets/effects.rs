@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
     if data.len() + 16 <= SCAN_LIMIT {
         let mut commented = b"/* c */ \n ".to_vec();
         commented.extend_from_slice(data);
-        assert_eq!(effects(&commented), found, "a leading comment changed the effects");
+        assert_eq!(
+            effects(&commented),
+            found,
+            "a leading comment changed the effects"
+        );
     }
     // A pin reason is a state-creating effect.
     if found.pin().is_some() {

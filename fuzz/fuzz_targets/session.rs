@@ -8,7 +8,7 @@
 //! nothing.
 #![no_main]
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use lockroute::protocol::Frame;
 use lockroute::protocol::frame::try_take;
@@ -16,7 +16,12 @@ use lockroute::session::statements::{Outbound, Statements};
 use lockroute::upstream::server::{Server, Verdict};
 use tokio::time::Instant;
 
-const SQL: [&str; 4] = ["select 1", "select $1::int", "LISTEN x", "update t set a = 1"];
+const SQL: [&str; 4] = [
+    "select 1",
+    "select $1::int",
+    "LISTEN x",
+    "update t set a = 1",
+];
 const NAMES: [&str; 3] = ["", "s1", "s2"];
 
 fn frame(tag: u8, body: &[u8]) -> Frame {
@@ -73,7 +78,11 @@ impl Model {
                 out.push((b'Z', vec![b'I']));
             }
             b'Q' => {
-                out.push(if fail { error() } else { (b'C', b"SELECT 1\0".to_vec()) });
+                out.push(if fail {
+                    error()
+                } else {
+                    (b'C', b"SELECT 1\0".to_vec())
+                });
                 out.push((b'Z', vec![b'I']));
             }
             _ if self.skipping => {}
@@ -94,79 +103,84 @@ impl Model {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
-    let Some((&mode, data)) = data.split_first() else {
-        return;
-    };
-    let virtualize = mode & 1 == 1;
-    let mut statements = Statements::default();
-    let mut server = Server::new(mode & 2 == 2);
-    let mut model = Model { skipping: false };
-    let mut reply = BytesMut::new();
-    let (mut units, mut parses, mut ready, mut parse_completes) = (0, 0, 0, 0);
-    let now = Instant::now();
-    let mut plan = data.chunks_exact(3).peekable();
-    while let Some(step) = plan.next() {
-        let sent = client_message(step[0], step[1]);
+/// The pair under test and what the client has seen.
+struct Pair {
+    statements: Statements,
+    server: Server,
+    model: Model,
+    virtualize: bool,
+    units: usize,
+    parses: usize,
+    ready: usize,
+    parse_completes: usize,
+}
+
+impl Pair {
+    /// The client sends `sent`; the model answers what reached it (failing where `fail` says),
+    /// and the server core decides what the client sees.
+    fn step(&mut self, sent: &Frame, fail: bool) {
         match sent.tag {
-            b'S' | b'Q' => units += 1,
-            b'P' => parses += 1,
+            b'S' | b'Q' => self.units += 1,
+            b'P' => self.parses += 1,
             _ => {}
         }
+        let now = Instant::now();
         let mut wbuf = BytesMut::new();
-        statements.forward(
-            &sent,
+        self.statements.forward(
+            sent,
             Outbound {
                 wbuf: &mut wbuf,
-                server: &mut server,
-                virtualize,
+                server: &mut self.server,
+                virtualize: self.virtualize,
                 started: now,
                 shared: None,
             },
         );
         let mut answers = Vec::new();
         while let Some(upstream) = try_take(&mut wbuf, 1 << 20).unwrap() {
-            model.answer(&upstream, step[2] & 7 == 0, &mut answers);
+            self.model.answer(&upstream, fail, &mut answers);
         }
         for (tag, body) in answers {
-            match server.on_reply(tag, &body, now) {
+            match self.server.on_reply(tag, &body, now) {
                 Verdict::Swallow => continue,
                 Verdict::Lost => panic!("the model never sends FATAL"),
                 Verdict::Forward | Verdict::UnitDone { .. } => {}
             }
             match tag {
-                b'Z' => ready += 1,
-                b'1' => parse_completes += 1,
+                b'Z' => self.ready += 1,
+                b'1' => self.parse_completes += 1,
                 _ => {}
             }
-            reply.put_u8(tag);
         }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, data)) = data.split_first() else {
+        return;
+    };
+    let mut pair = Pair {
+        statements: Statements::default(),
+        server: Server::new(mode & 2 == 2),
+        model: Model { skipping: false },
+        virtualize: mode & 1 == 1,
+        units: 0,
+        parses: 0,
+        ready: 0,
+        parse_completes: 0,
+    };
+    for step in data.chunks_exact(3) {
+        pair.step(&client_message(step[0], step[1]), step[2] & 7 == 0);
     }
     // End the last batch, as a client must before it expects its answers.
-    let mut wbuf = BytesMut::new();
-    let sync = frame(b'S', &[]);
-    units += 1;
-    statements.forward(
-        &sync,
-        Outbound {
-            wbuf: &mut wbuf,
-            server: &mut server,
-            virtualize,
-            started: now,
-            shared: None,
-        },
+    pair.step(&frame(b'S', &[]), false);
+    assert_eq!(
+        pair.ready, pair.units,
+        "one ReadyForQuery per Sync or Query"
     );
-    let mut answers = Vec::new();
-    while let Some(upstream) = try_take(&mut wbuf, 1 << 20).unwrap() {
-        model.answer(&upstream, false, &mut answers);
-    }
-    for (tag, body) in answers {
-        if server.on_reply(tag, &body, now) != Verdict::Swallow && tag == b'Z' {
-            ready += 1;
-        }
-    }
-    assert_eq!(ready, units, "one ReadyForQuery per Sync or Query");
-    assert!(parse_completes <= parses, "a ParseComplete the client never asked for");
-    assert!(server.is_clean(), "the server still owes something");
-    let _ = Bytes::new();
+    assert!(
+        pair.parse_completes <= pair.parses,
+        "a ParseComplete the client never asked for"
+    );
+    assert!(pair.server.is_clean(), "the server still owes something");
 });

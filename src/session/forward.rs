@@ -94,6 +94,9 @@ impl Session {
                 return self.fail_unit_locally(&frame);
             };
             self.ctx.metrics.routed(lane, reason);
+            // A deferred BEGIN goes ahead: this unit opens a transaction, so it is no
+            // autocommit statement a retry could repeat alone.
+            let autocommit = self.units.begun.is_none();
             self.send_deferred_begin(lane);
             // Counted when the match chose the unit's lane (or would have, in shadow mode, or
             // did but the direct lane was down); not inside a transaction or a tagged session.
@@ -106,11 +109,12 @@ impl Session {
                 self.ctx.metrics.lock_path(lock);
             }
             let shared = lane == Lane::Direct && matches!(self.direct, Direct::Shared(_));
-            self.units.retry = if shared && reason == Reason::Pattern && !self.units.retrying {
-                Retryable::arm(&frame, lock)
-            } else {
-                None
-            };
+            self.units.retry =
+                if shared && autocommit && reason == Reason::Pattern && !self.units.retrying {
+                    Retryable::arm(&frame, lock)
+                } else {
+                    None
+                };
             self.units.retrying = false;
             self.units.active = lane;
             self.units.started = Instant::now();

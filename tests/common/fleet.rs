@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -113,36 +113,16 @@ pub async fn run(url: &str, env: &[(&str, &str)]) -> Run {
         .find(|(k, _)| *k == "SECONDS")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(20);
-    let out_path = std::env::temp_dir().join(super::unique_name("fleet-out"));
-    let err_path = out_path.with_extension("err");
     let mut cmd = Command::new("node");
     cmd.arg(js_dir().join("worker.mjs"))
         .env("DATABASE_URL", url)
-        .envs(env.iter().copied())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap());
+        .envs(env.iter().copied());
     let limit = Duration::from_secs(seconds + 120);
-    let status = tokio::task::spawn_blocking(move || {
-        let mut child = cmd.spawn().expect("node runs");
-        let started = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if started.elapsed() > limit {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
-    .await
-    .unwrap();
-    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let mut stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
-    let _ = std::fs::remove_file(&out_path);
-    let _ = std::fs::remove_file(&err_path);
+    let super::process::Finished {
+        status,
+        stdout,
+        mut stderr,
+    } = super::process::run_bounded(cmd, limit, "fleet-out").await;
     if status.is_none() {
         stderr.push_str(&format!("\n(killed after {limit:?})"));
     }

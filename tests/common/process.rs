@@ -1,7 +1,7 @@
 //! Test harness, stage "real binary": start `lockroute` as a process, talk to its admin port,
 //! signal it by pid, and wait for its exit.
 
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// The binary, killed on drop if a test fails before it exits.
@@ -72,4 +72,47 @@ pub async fn wait_exit(child: &mut Child, within: Duration) -> Option<std::proce
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     None
+}
+
+/// What a child process left behind.
+pub struct Finished {
+    /// Its exit status; `None` when it outlived its limit and was killed.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` to its end with stdout and stderr in temporary files, killing it (by its pid) if
+/// it runs longer than `limit`.
+pub async fn run_bounded(mut cmd: Command, limit: Duration, name: &str) -> Finished {
+    let out_path = std::env::temp_dir().join(super::unique_name(name));
+    let err_path = out_path.with_extension("err");
+    cmd.stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().expect("the child process starts");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    let _ = std::fs::remove_file(&err_path);
+    Finished {
+        status,
+        stdout,
+        stderr,
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -100,38 +100,18 @@ impl Outcome {
 /// `count_url` (PostgreSQL itself). Killed by pid after its own time limit plus a margin.
 pub async fn run(queue: Queue, mode: &str, url: &str, count_url: &str, run_id: &str) -> Outcome {
     let seconds = super::queue_seconds();
-    let out_path = std::env::temp_dir().join(super::common::unique_name("queue-out"));
-    let err_path = out_path.with_extension("err");
     let mut cmd = queue.command();
     cmd.env("DATABASE_URL", url)
         .env("COUNT_URL", count_url)
         .env("RUN", run_id)
         .env("MODE", mode)
-        .env("SECONDS", seconds.to_string())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap());
+        .env("SECONDS", seconds.to_string());
     let limit = Duration::from_secs(seconds + 90);
-    let status = tokio::task::spawn_blocking(move || {
-        let mut child = cmd.spawn().expect("the queue runner starts");
-        let started = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if started.elapsed() > limit {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
-    .await
-    .unwrap();
-    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
-    let _ = std::fs::remove_file(&out_path);
-    let _ = std::fs::remove_file(&err_path);
+    let super::common::process::Finished {
+        status,
+        stdout,
+        stderr,
+    } = super::common::process::run_bounded(cmd, limit, "queue-out").await;
     let summary: Value = stdout
         .lines()
         .rev()

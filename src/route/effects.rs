@@ -216,6 +216,23 @@ fn ends_with_ci(text: &[u8], word: &[u8]) -> bool {
 
 /// The effects of a statement whose first word is `first` and that has no trigger word later.
 fn first_word_alone(first: &[u8], lexer: &mut Lexer<'_>) -> Effects {
+    // Without a trigger word later, only a statement-start keyword can touch the session: the
+    // common statement (`SELECT`, `UPDATE`, `INSERT` ...) is answered by its first word.
+    if !matches!(
+        keyword(first),
+        Kw::Listen
+            | Kw::Unlisten
+            | Kw::Set
+            | Kw::Reset
+            | Kw::Prepare
+            | Kw::Deallocate
+            | Kw::Create
+            | Kw::Declare
+            | Kw::Load
+            | Kw::Discard
+    ) {
+        return Effects::NONE;
+    }
     let mut stmt = Statement::default();
     stmt.word(first);
     // Look at a few more words: SET LOCAL, SET SESSION x, CREATE GLOBAL TEMP, DECLARE … HOLD.

@@ -14,7 +14,7 @@ use super::{BackendKey, TxStatus};
 /// Reads a NUL-terminated string at `*pos` and moves `*pos` past its NUL.
 pub fn cstr<'a>(body: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
     let rest = body.get(*pos..)?;
-    let nul = rest.iter().position(|&b| b == 0)?;
+    let nul = memchr::memchr(0, rest)?;
     *pos += nul + 1;
     Some(&rest[..nul])
 }

@@ -71,6 +71,9 @@ impl Session {
 
     pub(super) async fn route_frame(&mut self, frame: Frame) -> Result<(), End> {
         let starts_unit = !self.units.phase.is_open() && unit::starts_unit(frame.tag);
+        // The first statement's effects, classified once per unit: for the pin, and for the
+        // reset a shared direct connection owes after it.
+        let mut unit_effects = None;
         let lane = if starts_unit {
             if self.must_wait_for_active_lane() {
                 self.units.stalled = Some(frame);
@@ -81,7 +84,13 @@ impl Session {
                 self.units.stalled = Some(frame);
                 return Ok(());
             }
-            if let Some(reason) = self.pin_needed(&frame, decision) {
+            if self.may_pin() || decision.lane == Lane::Direct {
+                unit_effects = self.statements.sql_of(&frame).map(effects);
+            }
+            let pin = unit_effects
+                .filter(|_| self.may_pin())
+                .and_then(|effects| self.pin_needed(effects, decision));
+            if let Some(reason) = pin {
                 // The client moves to a new connection: everything owed on the old one is
                 // answered first, so replies stay in order.
                 if !self.lane_quiescent(self.units.active) {
@@ -147,10 +156,10 @@ impl Session {
         let shared_direct = lane == Lane::Direct && matches!(self.direct, Direct::Shared(_));
         // What a statement leaves on a shared connection must be reset before another client
         // uses it; marked before the reply arrives, in case this client leaves first.
-        let shared_effects = if shared_direct {
-            self.statements.sql_of(&frame).map(effects)
-        } else {
-            None
+        let shared_effects = match (shared_direct, starts_unit) {
+            (false, _) => None,
+            (true, true) => unit_effects,
+            (true, false) => self.statements.sql_of(&frame).map(effects),
         };
         let started = self.units.started;
         let Some(up) = upstream_of(&mut self.pooler, &mut self.direct, lane) else {

@@ -10,9 +10,9 @@
 
 use crate::config::{Mode, Pin};
 use crate::metrics::pins;
-use crate::protocol::{Frame, TxStatus};
+use crate::protocol::TxStatus;
 use crate::route::decide::Decision;
-use crate::route::effects::{PinReason, effects};
+use crate::route::effects::{Effects, PinReason};
 use crate::route::{Lane, Reason};
 use crate::upstream::direct::SessionRefused;
 
@@ -37,14 +37,16 @@ impl std::fmt::Display for Refused {
 }
 
 impl Session {
-    /// The reason to pin the client before `frame`'s unit runs, if it must be pinned.
-    pub(super) fn pin_needed(&mut self, frame: &Frame, decision: Decision) -> Option<PinReason> {
+    /// Whether a unit that creates session state would pin this client.
+    pub(super) fn may_pin(&self) -> bool {
         let live = self.ctx.live.load();
-        if live.pin != Pin::Auto || live.mode != Mode::Split || self.tagged || self.pinned.is_some()
-        {
-            return None;
-        }
-        let reason = effects(self.statements.sql_of(frame)?).pin()?;
+        live.pin == Pin::Auto && live.mode == Mode::Split && !self.tagged && self.pinned.is_none()
+    }
+
+    /// The reason to pin the client before a unit with these `effects` runs, if it must be
+    /// pinned. Only asked when [`Session::may_pin`].
+    pub(super) fn pin_needed(&mut self, effects: Effects, decision: Decision) -> Option<PinReason> {
+        let reason = effects.pin()?;
         let in_transaction = self
             .upstream(decision.lane)
             .is_some_and(|up| up.server.status() != TxStatus::Idle);

@@ -24,8 +24,6 @@ use super::Session;
 /// First delay between reconnect attempts; it doubles up to [`BACKOFF_CAP`].
 const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_secs(1);
-/// An attempt with less time than this left is not worth starting.
-const MIN_ATTEMPT: Duration = Duration::from_millis(20);
 
 /// Why the pooler lane could not be opened for a unit.
 #[derive(Debug)]
@@ -98,7 +96,11 @@ impl Session {
             }
             let now = Instant::now();
             let left = deadline.saturating_duration_since(now);
-            if wait == Wait::Once || left < MIN_ATTEMPT {
+            // The unit gives up only once the whole wait has passed: one that gave up with a
+            // few milliseconds left (as it did, below 20 ms) told its client it had waited
+            // --pooler-connect-wait when it had not. A refused connect returns at once, so the
+            // last attempts cost nothing; a blackholed one is cut at the deadline.
+            if wait == Wait::Once || left.is_zero() {
                 metrics::error(ErrorKind::UpstreamConnect);
                 tracing::warn!(lane = "pooler", cause = loss::cause(&error), error = %error, attempts,
                     waited_ms = started.elapsed().as_millis() as u64,

@@ -1,11 +1,11 @@
 //! Upstream → client: relays replies in order, swallows what the client never asked for, and
 //! turns an upstream lost in the middle of a unit into `08006` for each unit it owed.
 
-use bytes::BufMut;
+use bytes::{Buf, BufMut};
 use tokio::time::Instant;
 
 use crate::metrics::{self, Direction, ErrorKind, LossState};
-use crate::protocol::frame::try_take;
+use crate::protocol::frame::{HEADER_LEN, peek_len};
 use crate::protocol::message::{self, Severity};
 use crate::protocol::sqlstate;
 use crate::route::Lane;
@@ -25,31 +25,43 @@ impl Session {
             let Some(up) = upstream_of(&mut self.pooler, &mut self.direct, lane) else {
                 return Ok(());
             };
-            let frame = match try_take(&mut up.conn.rbuf, limit) {
-                Ok(Some(frame)) => frame,
+            // Each reply is read where it lies in the read buffer and copied once, to the
+            // client's write buffer: splitting it off as a `Frame` cost a shared-buffer
+            // promotion and two reference counts per message.
+            let total = match peek_len(&up.conn.rbuf, limit) {
+                Ok(Some(total)) if total <= up.conn.rbuf.len() => total,
+                Ok(Some(total)) => {
+                    // Room for the rest of this reply, so the next read fills it in one go.
+                    let missing = total - up.conn.rbuf.len();
+                    up.conn.rbuf.reserve(missing);
+                    break;
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(lane = lane.as_str(), error = %e, "upstream sent a malformed frame");
                     return self.on_upstream_lost(lane);
                 }
             };
-            let verdict = up.server.on_reply(frame.tag, frame.body(), now);
+            let frame = &up.conn.rbuf[..total];
+            let (tag, body) = (frame[0], &frame[HEADER_LEN..]);
+            let verdict = up.server.on_reply(tag, body, now);
             // A retried unit's reply: the prefix its client already has is not sent twice, on
             // whichever lane the retry ran.
             if verdict == Verdict::Forward
                 && let Some(replay) = self.units.replay.as_mut()
-                && replay.swallows(frame.tag)
+                && replay.swallows(tag)
             {
                 if replay.is_done() {
                     self.units.replay = None;
                 }
+                up.conn.rbuf.advance(total);
                 continue;
             }
             if lane == Lane::Direct {
                 match verdict {
                     Verdict::Forward => {
                         if let Some(retry) = self.units.retry.as_mut() {
-                            retry.relayed(frame.tag);
+                            retry.relayed(tag);
                         }
                     }
                     Verdict::UnitDone { .. } => self.units.retry = None,
@@ -60,7 +72,10 @@ impl Session {
                 self.units.replay = None;
             }
             match verdict {
-                Verdict::Swallow => continue,
+                Verdict::Swallow => {
+                    up.conn.rbuf.advance(total);
+                    continue;
+                }
                 Verdict::Forward => {}
                 Verdict::UnitDone { started } => {
                     if let Some(started) = started {
@@ -71,12 +86,13 @@ impl Session {
                 Verdict::Lost => {
                     // The server closes after FATAL (57P01 admin shutdown, 25P03 idle
                     // timeout, ...): an upstream loss, not a client error.
-                    let code = fatal_code(frame.body());
+                    let code = fatal_code(body);
                     tracing::debug!(lane = lane.as_str(), sqlstate = code, "upstream sent FATAL");
                     return self.on_upstream_lost(lane);
                 }
             }
-            self.client.wbuf.put_slice(&frame.bytes);
+            self.client.wbuf.put_slice(frame);
+            up.conn.rbuf.advance(total);
         }
         if let Some(up) = upstream_of(&mut self.pooler, &mut self.direct, lane) {
             up.server.touched(now);

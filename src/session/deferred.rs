@@ -18,6 +18,7 @@ use crate::protocol::{Frame, TxStatus};
 use crate::route::Lane;
 use crate::route::txcmd::{TxCommand, tx_command};
 
+use super::analysis::Text;
 use super::unit::Phase;
 use super::{Direct, Session};
 
@@ -92,14 +93,20 @@ impl Session {
         let Some(sql) = self.statements.sql_of(frame) else {
             return Answered::No;
         };
-        let Some(command) = tx_command(sql) else {
+        let live = self.ctx.live.load();
+        let text = Text {
+            tag: frame.tag,
+            name: self.statements.name_of(frame),
+            sql,
+        };
+        let Some(command) = self.last_statement.tx_command(&live, text) else {
             return Answered::No;
         };
         if !self.may_defer() {
             return Answered::No;
         }
         // A tagged BEGIN routes its transaction itself.
-        if self.ctx.live.load().detector.statement(sql).is_some() {
+        if live.detector.statement(sql).is_some() {
             return Answered::No;
         }
         let sql = Bytes::copy_from_slice(sql);

@@ -1,9 +1,12 @@
 //! Client → upstream: takes the client's frames off its buffer, decides the lane at the first
 //! message of each unit, opens or leases that lane's connection, and forwards the frames.
 
+use std::sync::Arc;
+
 use tokio::time::Instant;
 
 use crate::cancel::CancelTarget;
+use crate::control::Live;
 use crate::metrics::Direction;
 use crate::protocol::frame::try_take;
 use crate::protocol::message::{self, Severity};
@@ -13,6 +16,7 @@ use crate::route::detect::LockMatch;
 use crate::route::effects::effects;
 use crate::route::{Lane, Reason};
 
+use super::analysis::Text;
 use super::deferred::Answered;
 use super::local::Local;
 use super::pooler::{PoolerFailure, Wait};
@@ -79,16 +83,26 @@ impl Session {
                 self.units.stalled = Some(frame);
                 return Ok(());
             }
-            let (mut decision, lock) = self.decide(&frame);
+            // The live settings, read once per unit: a reload takes effect at the next unit.
+            let live = self.ctx.live.load();
+            let (mut decision, lock) = self.decide(&frame, &live);
             if decision.lane != self.units.active && !self.lane_quiescent(self.units.active) {
                 self.units.stalled = Some(frame);
                 return Ok(());
             }
-            if self.may_pin() || decision.lane == Lane::Direct {
-                unit_effects = self.statements.sql_of(&frame).map(effects);
+            let may_pin = self.may_pin(&live);
+            if (may_pin || decision.lane == Lane::Direct)
+                && let Some(sql) = self.statements.sql_of(&frame)
+            {
+                let text = Text {
+                    tag: frame.tag,
+                    name: self.statements.name_of(&frame),
+                    sql,
+                };
+                unit_effects = Some(self.last_statement.effects(&live, text));
             }
             let pin = unit_effects
-                .filter(|_| self.may_pin())
+                .filter(|_| may_pin)
                 .and_then(|effects| self.pin_needed(effects, decision));
             if let Some(reason) = pin {
                 // The client moves to a new connection: everything owed on the old one is
@@ -228,17 +242,22 @@ impl Session {
     }
 
     /// The unit's lane and reason, and the lock rule that matched its statement, if any.
-    pub(super) fn decide(&self, frame: &Frame) -> (Decision, Option<LockMatch>) {
-        // The live settings, read once per unit: a reload takes effect at the next unit.
-        let live = self.ctx.live.load();
-        let detection = self
-            .statements
-            .sql_of(frame)
-            .filter(|_| live.mode != crate::config::Mode::Passthrough)
-            .and_then(|sql| {
-                let name = self.statements.name_of(frame);
-                live.detector.statement_named(name, sql)
-            });
+    pub(super) fn decide(
+        &mut self,
+        frame: &Frame,
+        live: &Arc<Live>,
+    ) -> (Decision, Option<LockMatch>) {
+        let detection = match self.statements.sql_of(frame) {
+            Some(sql) if live.mode != crate::config::Mode::Passthrough => {
+                let text = Text {
+                    tag: frame.tag,
+                    name: self.statements.name_of(frame),
+                    sql,
+                };
+                self.last_statement.detection(live, text)
+            }
+            _ => None,
+        };
         let open_transaction = self
             .upstream(self.units.active)
             .filter(|up| up.server.status() != TxStatus::Idle)

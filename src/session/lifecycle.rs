@@ -125,6 +125,7 @@ async fn open(ctx: Arc<Ctx>, hello: Hello) -> Option<Session> {
             replay: None,
         },
         statements: Statements::default(),
+        last_statement: Default::default(),
         params,
         cancel,
         last_client_frame: Instant::now(),

@@ -12,6 +12,7 @@
 //! - before a lane switch, the client is not read until the units outstanding on the other
 //!   lane are answered, so replies come back in request order.
 
+mod analysis;
 mod deferred;
 mod forward;
 pub mod greeting;
@@ -121,6 +122,9 @@ struct Session {
     pin_refused_logged: bool,
     units: Units,
     statements: Statements,
+    /// The last unit's statement and what detection, the classifier and the transaction
+    /// check said about it.
+    last_statement: analysis::LastStatement,
     /// The client's startup parameters, replayed on every reconnect.
     params: Vec<(String, String)>,
     cancel: Registration,

@@ -9,6 +9,7 @@
 //! worse than the pooler alone. That is counted, and logged once per client.
 
 use crate::config::{Mode, Pin};
+use crate::control::Live;
 use crate::metrics::pins;
 use crate::protocol::TxStatus;
 use crate::route::decide::Decision;
@@ -38,8 +39,7 @@ impl std::fmt::Display for Refused {
 
 impl Session {
     /// Whether a unit that creates session state would pin this client.
-    pub(super) fn may_pin(&self) -> bool {
-        let live = self.ctx.live.load();
+    pub(super) fn may_pin(&self, live: &Live) -> bool {
         live.pin == Pin::Auto && live.mode == Mode::Split && !self.tagged && self.pinned.is_none()
     }
 

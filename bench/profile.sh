@@ -14,6 +14,8 @@
 #   TOOLS="callgrind strace"           what to count
 #   KEEP=DIR                           keep both runs' callgrind profiles in DIR
 #   CLIENTS=1                          pgbench clients (-j 2 when more than one)
+#   SCRIPT=FILE                        a pgbench script instead of -S (bench/shared_lane.sh's
+#                                      renew.sql drives gbrain's renewLock on the direct lane)
 #   SHORT=500 LONG=2500                transactions per client in the two runs whose difference
 #                                      is divided: connection setup (SCRAM) cancels out
 # Prints one line per (tool, lockroute mode, pgbench mode): cost per transaction.
@@ -128,7 +130,9 @@ start_lockroute() {
 
 bench_run() {
     local mode=$1 txns=$2
-    pgbench -n -S -M "$mode" -c "$CLIENTS" -j "$((CLIENTS > 1 ? 2 : 1))" -t "$txns" "$PROXY_URL" >"$WORK/pgbench.out" 2>&1 ||
+    local what=(-S)
+    [[ -z ${SCRIPT:-} ]] || what=(-f "$SCRIPT")
+    pgbench -n "${what[@]}" -M "$mode" -c "$CLIENTS" -j "$((CLIENTS > 1 ? 2 : 1))" -t "$txns" "$PROXY_URL" >"$WORK/pgbench.out" 2>&1 ||
         { cat "$WORK/pgbench.out" >&2; echo "pgbench failed" >&2; exit 1; }
 }
 

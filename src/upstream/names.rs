@@ -22,10 +22,17 @@ pub const MAX_PREPARED: usize = 1024;
 /// Statement text and parameter types: the `Parse` body after its name.
 pub type StatementKey = Bytes;
 
+/// The keys are whole statement texts (gbrain's claim is 1.3 KB), hashed several times per
+/// unit: SipHash cost about 500 instructions per lookup of gbrain's renewLock, foldhash a
+/// fraction of that (bench/profile.sh with bench/shared_lane.sh's statement). foldhash is
+/// seeded per process, and a connection holds at most [`MAX_PREPARED`] names, so a client that
+/// crafted colliding texts could slow only its own lookups, and only so far.
+type Names = HashMap<StatementKey, Arc<[u8]>, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 pub struct PreparedNames {
-    confirmed: HashMap<StatementKey, Arc<[u8]>>,
-    pending: HashMap<StatementKey, Arc<[u8]>>,
+    confirmed: Names,
+    pending: Names,
     next: u64,
 }
 

@@ -13,7 +13,6 @@ use crate::protocol::message::{self, Severity};
 use crate::protocol::{Frame, TxStatus, sqlstate};
 use crate::route::decide::{Decision, UnitContext, decide};
 use crate::route::detect::LockMatch;
-use crate::route::effects::effects;
 use crate::route::{Lane, Reason};
 
 use super::analysis::Text;
@@ -173,7 +172,15 @@ impl Session {
         let shared_effects = match (shared_direct, starts_unit) {
             (false, _) => None,
             (true, true) => unit_effects,
-            (true, false) => self.statements.sql_of(&frame).map(effects),
+            // A Bind or Describe of the statement just parsed: remembered.
+            (true, false) => self.statements.sql_of(&frame).map(|sql| {
+                let text = Text {
+                    tag: frame.tag,
+                    name: self.statements.name_of(&frame),
+                    sql,
+                };
+                self.last_statement.effects(&self.ctx.live.load(), text)
+            }),
         };
         let started = self.units.started;
         let Some(up) = upstream_of(&mut self.pooler, &mut self.direct, lane) else {

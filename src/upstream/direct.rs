@@ -63,6 +63,8 @@ pub struct DirectPool {
     idle: Mutex<Vec<Upstream>>,
     backoff: Mutex<Backoff>,
     sessions: Arc<Semaphore>,
+    /// `lockroute_direct_wait_seconds`, resolved once.
+    wait: ::metrics::Histogram,
 }
 
 /// A shared direct connection leased by one unit. Dropping it returns the connection: clean
@@ -130,6 +132,7 @@ impl DirectPool {
             sessions: Arc::new(Semaphore::new(config.max_sessions)),
             idle: Mutex::new(Vec::new()),
             backoff: Mutex::new(Backoff::default()),
+            wait: metrics::direct_wait_histogram(),
             target,
             config,
         })
@@ -152,7 +155,7 @@ impl DirectPool {
         .await
         .map_err(|_| Unavailable::WaitTimeout)?
         .expect("the semaphore is never closed");
-        metrics::direct_wait(started.elapsed());
+        self.wait.record(started.elapsed().as_secs_f64());
         let mut lease = Lease {
             upstream: None,
             permit: Some(permit),

@@ -14,7 +14,11 @@ use super::{BackendKey, TxStatus};
 /// Reads a NUL-terminated string at `*pos` and moves `*pos` past its NUL.
 pub fn cstr<'a>(body: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
     let rest = body.get(*pos..)?;
-    let nul = memchr::memchr(0, rest)?;
+    // Most names are empty (the unnamed statement and portal): no search for those.
+    let nul = match rest.first() {
+        Some(0) => 0,
+        _ => memchr::memchr(0, rest)?,
+    };
     *pos += nul + 1;
     Some(&rest[..nul])
 }

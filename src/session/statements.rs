@@ -114,7 +114,8 @@ impl Statements {
     pub fn name_of<'a>(&self, frame: &'a Frame) -> &'a [u8] {
         let body = frame.body();
         let name = match frame.tag {
-            b'P' => parse_message(body).map(|(name, _)| name),
+            // Only the name: the text after it can be kilobytes.
+            b'P' => crate::protocol::message::cstr(body, &mut 0),
             b'B' => bind_names(body).map(|(_, stmt)| stmt),
             b'D' => match target(body) {
                 Some((b'S', name)) => Some(name),

@@ -138,6 +138,7 @@ impl Session {
                     None
                 };
             self.units.retrying = false;
+            self.units.answer_held = false;
             self.units.active = lane;
             self.units.started = Instant::now();
             let key = self.upstream(lane).and_then(|up| up.key);
@@ -211,6 +212,7 @@ impl Session {
         );
         // lockroute answered a Parse itself (already prepared on this connection).
         let answered_here = self.client.wbuf.len() != answered_before;
+        self.units.answer_held |= answered_here;
         if answered_here && let Some(replay) = self.units.replay.as_mut() {
             // A replay: the client has that ParseComplete already.
             if replay.swallows(b'1') {

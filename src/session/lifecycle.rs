@@ -123,6 +123,7 @@ async fn open(ctx: Arc<Ctx>, hello: Hello) -> Option<Session> {
             retry: None,
             retrying: false,
             replay: None,
+            answer_held: false,
         },
         statements: Statements::default(),
         last_statement: Default::default(),

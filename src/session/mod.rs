@@ -82,6 +82,9 @@ struct Units {
     retrying: bool,
     /// The reply prefix of a retried unit that its client already has.
     replay: Option<retry::Replay>,
+    /// lockroute answered part of the unit itself (a `Parse` already prepared on the shared
+    /// connection), and the server's part is on its way: the two go out in one write.
+    answer_held: bool,
 }
 
 /// Why a client was pinned, counted in `lockroute_pinned_clients` while it lives.
@@ -196,6 +199,7 @@ impl Session {
         let mut ready = Ready::default();
         let mut any = false;
         if !self.client.wbuf.is_empty()
+            && !self.holds_answer()
             && let Poll::Ready(Err(e)) = self.client.poll_drain(cx)
         {
             ready.client = Some(Err(e));
@@ -234,6 +238,17 @@ impl Session {
         } else {
             Poll::Pending
         }
+    }
+
+    /// Whether what lockroute answered itself waits for the server's reply to the same unit,
+    /// so that the client gets both in one write and wakes once: a `ParseComplete` sent on its
+    /// own cost a write, and a wake-up of the client, per lock-path unit (bench/profile.sh).
+    fn holds_answer(&self) -> bool {
+        self.units.answer_held
+            && self.client.wbuf.len() < BACKPRESSURE
+            && self
+                .upstream(self.units.active)
+                .is_some_and(|up| !up.server.inflight().is_empty())
     }
 
     fn client_readable(&self) -> bool {

@@ -93,6 +93,7 @@ impl Session {
             }
             self.client.wbuf.put_slice(frame);
             up.conn.rbuf.advance(total);
+            self.units.answer_held = false;
         }
         if let Some(up) = upstream_of(&mut self.pooler, &mut self.direct, lane) {
             up.server.touched(now);

@@ -176,5 +176,44 @@ fn classify(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, statements, sessions, decisions, classify);
+/// Everything a unit's first statement pays when it is not the session's last one (a simple
+/// `Query`, or a new text): the transaction-command check, detection with every preset, and
+/// the effects classifier. Issue 16's goal: under 1 µs for gbrain's statements and for a
+/// 4 KiB statement that matches nothing.
+fn unit(c: &mut Criterion) {
+    use lockroute::route::effects::effects;
+    use lockroute::route::txcmd::tx_command;
+    let detector = Detector::with_defaults(TAG);
+    let big = format!(
+        "INSERT INTO content_chunks (page_id, body) VALUES ($1, '{}')",
+        "x".repeat(MATCH_PREFIX_LIMIT)
+    );
+    let big_select = format!(
+        "SELECT id, body FROM content_chunks WHERE body <> '{}'",
+        "x".repeat(MATCH_PREFIX_LIMIT)
+    );
+    let mut group = c.benchmark_group("unit");
+    let cases: [(&str, &[u8]); 5] = [
+        ("claim", CLAIM.as_bytes()),
+        ("renew_lock", RENEW_LOCK.as_bytes()),
+        ("typical_read", TYPICAL_READ.as_bytes()),
+        ("non_matching_4k", big.as_bytes()),
+        ("non_matching_select_4k", big_select.as_bytes()),
+    ];
+    for (name, sql) in cases {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let sql = black_box(sql);
+                (
+                    tx_command(sql),
+                    detector.statement_named(b"", sql),
+                    effects(sql),
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, statements, sessions, decisions, classify, unit);
 criterion_main!(benches);

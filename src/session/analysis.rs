@@ -102,3 +102,111 @@ impl LastStatement {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::control::{Inputs, Origin, Setting};
+
+    const TAG: &str = "lockroute:direct";
+    const RENEW: &[u8] = b"UPDATE minion_jobs SET lock_until = now() + ($1::double precision * interval '1 millisecond'), updated_at = now() WHERE id = $2 AND lock_token = $3 AND status = 'active' RETURNING id";
+
+    fn live(presets: &[&str]) -> Arc<Live> {
+        let inputs = Inputs {
+            presets: Some(Setting {
+                value: presets.iter().map(|p| p.to_string()).collect(),
+                origin: Origin::ControlFile,
+            }),
+            ..Inputs::default()
+        };
+        Arc::new(Live::build(TAG, inputs.resolve()).expect("presets compile"))
+    }
+
+    fn text<'a>(tag: u8, name: &'a [u8], sql: &'a [u8]) -> Text<'a> {
+        Text { tag, name, sql }
+    }
+
+    #[test]
+    fn a_repeated_statement_gets_the_answers_a_fresh_analysis_gives() {
+        let live = live(&["gbrain"]);
+        let mut last = LastStatement::default();
+        let sqls: [&[u8]; 6] = [
+            RENEW,
+            b"BEGIN",
+            b"LISTEN jobs",
+            b"SELECT 1",
+            RENEW,
+            b"BEGIN",
+        ];
+        for sql in sqls {
+            for _ in 0..2 {
+                let at = text(b'P', b"", sql);
+                assert_eq!(last.tx_command(&live, at), tx_command(sql));
+                assert_eq!(
+                    last.detection(&live, at),
+                    live.detector.statement_named(b"", sql)
+                );
+                assert_eq!(last.effects(&live, at), effects(sql));
+            }
+        }
+        assert!(last.detection(&live, text(b'B', b"", RENEW)).is_some());
+    }
+
+    #[test]
+    fn a_reload_is_not_answered_from_the_old_settings() {
+        let gbrain = live(&["gbrain"]);
+        let none = live(&["none"]);
+        let mut last = LastStatement::default();
+        let at = text(b'P', b"", RENEW);
+        assert!(last.detection(&gbrain, at).is_some());
+        assert_eq!(
+            last.detection(&none, at),
+            None,
+            "the new snapshot's detector decides"
+        );
+        assert!(last.detection(&gbrain, at).is_some());
+    }
+
+    #[test]
+    fn the_statement_name_is_part_of_the_key() {
+        let live = live(&["graphile-worker"]);
+        let mut last = LastStatement::default();
+        let sql = b"SELECT 1";
+        let named = live
+            .detector
+            .statement_named(b"get_job/graphile_worker", sql);
+        assert!(
+            named.is_some(),
+            "graphile-worker's rule matches the statement name"
+        );
+        assert_eq!(last.detection(&live, text(b'P', b"", sql)), None);
+        assert_eq!(
+            last.detection(&live, text(b'P', b"get_job/graphile_worker", sql)),
+            named
+        );
+        assert_eq!(last.detection(&live, text(b'P', b"", sql)), None);
+    }
+
+    #[test]
+    fn a_simple_query_leaves_what_is_remembered_alone() {
+        let live = live(&["gbrain"]);
+        let mut last = LastStatement::default();
+        last.detection(&live, text(b'P', b"", RENEW));
+        assert_eq!(last.detection(&live, text(b'Q', b"", b"SELECT 1")), None);
+        assert_eq!(
+            last.sql, RENEW,
+            "the extended statement is still the one remembered"
+        );
+    }
+
+    #[test]
+    fn a_long_statement_is_analysed_but_not_kept() {
+        let live = live(&["gbrain"]);
+        let mut last = LastStatement::default();
+        let long = format!("SELECT '{}'", "x".repeat(MAX_REMEMBERED));
+        let at = text(b'P', b"", long.as_bytes());
+        assert_eq!(last.effects(&live, at), effects(long.as_bytes()));
+        assert!(last.sql.is_empty() && last.live.is_none());
+        assert!(last.sql.capacity() <= MAX_REMEMBERED);
+    }
+}

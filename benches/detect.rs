@@ -55,13 +55,25 @@ const TYPICAL_READ: &str = "SELECT p.slug, p.title, p.updated_at FROM pages p
        WHERE p.source_id = $1 AND p.deleted_at IS NULL
        ORDER BY p.updated_at DESC LIMIT $2";
 
-fn statements(c: &mut Criterion) {
-    let detector = Detector::with_defaults(TAG);
-    // A 4 KiB statement that no pattern matches: the worst case for a non-lock statement.
-    let big = format!(
+/// A 4 KiB statement that no pattern matches: the worst case for a non-lock statement.
+fn big_insert() -> String {
+    format!(
         "INSERT INTO content_chunks (page_id, body) VALUES ($1, '{}')",
         "x".repeat(MATCH_PREFIX_LIMIT)
-    );
+    )
+}
+
+/// The same size as a SELECT: the first word several preset rules look at.
+fn big_select() -> String {
+    format!(
+        "SELECT id, body FROM content_chunks WHERE body <> '{}'",
+        "x".repeat(MATCH_PREFIX_LIMIT)
+    )
+}
+
+fn statements(c: &mut Criterion) {
+    let detector = Detector::with_defaults(TAG);
+    let big = big_insert();
     let tagged = format!("/* {TAG} */ SELECT pg_advisory_lock($1)");
     // A hostile leading comment that fills the whole scan window with near-misses of the tag.
     let hostile = format!(
@@ -70,10 +82,7 @@ fn statements(c: &mut Criterion) {
     );
 
     // The same size as a SELECT and as a CTE: the first words every preset rule looks at.
-    let big_select = format!(
-        "SELECT id, body FROM content_chunks WHERE body <> '{}'",
-        "x".repeat(MATCH_PREFIX_LIMIT)
-    );
+    let big_select = big_select();
     let big_with = format!(
         "WITH next AS (SELECT id FROM t WHERE body <> '{}') SELECT * FROM next",
         "x".repeat(MATCH_PREFIX_LIMIT)
@@ -184,14 +193,8 @@ fn unit(c: &mut Criterion) {
     use lockroute::route::effects::effects;
     use lockroute::route::txcmd::tx_command;
     let detector = Detector::with_defaults(TAG);
-    let big = format!(
-        "INSERT INTO content_chunks (page_id, body) VALUES ($1, '{}')",
-        "x".repeat(MATCH_PREFIX_LIMIT)
-    );
-    let big_select = format!(
-        "SELECT id, body FROM content_chunks WHERE body <> '{}'",
-        "x".repeat(MATCH_PREFIX_LIMIT)
-    );
+    let big = big_insert();
+    let big_select = big_select();
     let mut group = c.benchmark_group("unit");
     let cases: [(&str, &[u8]); 5] = [
         ("claim", CLAIM.as_bytes()),

@@ -13,9 +13,12 @@
 use std::sync::{Arc, Weak};
 
 use crate::control::Live;
+use crate::protocol::Frame;
 use crate::route::detect::Detection;
 use crate::route::effects::{Effects, effects};
 use crate::route::txcmd::{TxCommand, tx_command};
+
+use super::statements::Statements;
 
 /// Statements longer than this are analysed afresh every time: a session does not keep a
 /// large copy around while idle (gbrain's claim, the longest lock-path statement, is 1.3 KB).
@@ -27,6 +30,17 @@ pub(super) struct Text<'a> {
     pub tag: u8,
     pub name: &'a [u8],
     pub sql: &'a [u8],
+}
+
+impl<'a> Text<'a> {
+    /// The statement `frame` carries or refers to; `None` for a message without one.
+    pub(super) fn of(statements: &'a Statements, frame: &'a Frame) -> Option<Text<'a>> {
+        Some(Text {
+            tag: frame.tag,
+            name: statements.name_of(frame),
+            sql: statements.sql_of(frame)?,
+        })
+    }
 }
 
 /// The last analysed statement and what is known about it so far.

@@ -90,15 +90,11 @@ impl Session {
         if self.units.phase.is_open() || !matches!(frame.tag, b'Q' | b'P' | b'B') {
             return Answered::No;
         }
-        let Some(sql) = self.statements.sql_of(frame) else {
+        let Some(text) = Text::of(&self.statements, frame) else {
             return Answered::No;
         };
+        let sql = text.sql;
         let live = self.ctx.live.load();
-        let text = Text {
-            tag: frame.tag,
-            name: self.statements.name_of(frame),
-            sql,
-        };
         let Some(command) = self.last_statement.tx_command(&live, text) else {
             return Answered::No;
         };

@@ -91,13 +91,8 @@ impl Session {
             }
             let may_pin = self.may_pin(&live);
             if (may_pin || decision.lane == Lane::Direct)
-                && let Some(sql) = self.statements.sql_of(&frame)
+                && let Some(text) = Text::of(&self.statements, &frame)
             {
-                let text = Text {
-                    tag: frame.tag,
-                    name: self.statements.name_of(&frame),
-                    sql,
-                };
                 unit_effects = Some(self.last_statement.effects(&live, text));
             }
             let pin = unit_effects
@@ -174,14 +169,8 @@ impl Session {
             (false, _) => None,
             (true, true) => unit_effects,
             // A Bind or Describe of the statement just parsed: remembered.
-            (true, false) => self.statements.sql_of(&frame).map(|sql| {
-                let text = Text {
-                    tag: frame.tag,
-                    name: self.statements.name_of(&frame),
-                    sql,
-                };
-                self.last_statement.effects(&self.ctx.live.load(), text)
-            }),
+            (true, false) => Text::of(&self.statements, &frame)
+                .map(|text| self.last_statement.effects(&self.ctx.live.load(), text)),
         };
         let started = self.units.started;
         let Some(up) = upstream_of(&mut self.pooler, &mut self.direct, lane) else {
@@ -256,13 +245,8 @@ impl Session {
         frame: &Frame,
         live: &Arc<Live>,
     ) -> (Decision, Option<LockMatch>) {
-        let detection = match self.statements.sql_of(frame) {
-            Some(sql) if live.mode != crate::config::Mode::Passthrough => {
-                let text = Text {
-                    tag: frame.tag,
-                    name: self.statements.name_of(frame),
-                    sql,
-                };
+        let detection = match Text::of(&self.statements, frame) {
+            Some(text) if live.mode != crate::config::Mode::Passthrough => {
                 self.last_statement.detection(live, text)
             }
             _ => None,
